@@ -1,0 +1,180 @@
+"""The adapter contract (DESIGN.md, "Adapters").
+
+An adapter is one framework: a name, its version, the devices it can use here, and a tuple of
+APIs. An API is one public callable; for a spec it offers a `native` and a `matched` recipe, each a
+short code snippet over ``x`` (input), ``y`` (target) and ``w`` (class weights or pos_weight, or
+None) that assigns ``loss``. The snippet *is* what runs (it is compiled into a function), so the
+code in a report row is exactly the code that produced its numbers.
+
+What differs between frameworks is only `compile` (the namespace a snippet sees) and `evaluate`
+(conversion, device, differentiation). Everything else lives here, once.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import textwrap
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cases.spec import Case, Inputs, LossSpec
+
+
+class Unavailable(Exception):
+    """The framework, device or dtype cannot run here; the message is the row's reason."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way of calling an API for a spec: ``code`` assigns ``loss``, or is None with a ``reason``."""
+
+    name: str
+    code: str | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Api:
+    """One public callable of a framework.
+
+    Attributes:
+      name: its public dotted name, e.g. ``torch.nn.functional.cross_entropy``.
+      supports: whether the API is meant for a spec at all (family and input kind); rows exist
+        only for specs it supports. Fields it cannot express give `unsupported` recipes instead.
+      recipes: the native and matched recipes for a spec.
+    """
+
+    name: str
+    supports: Callable[[LossSpec], bool]
+    recipes: Callable[[LossSpec], tuple[Recipe, Recipe]]
+
+    def __repr__(self) -> str:
+        return f"Api({self.name})"
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """What an adapter produced for one (case, api, recipe): numbers, or why there are none."""
+
+    api: str
+    recipe: str
+    recipe_code: str
+    outcome: str | None = None  # None: numbers present, judge them; else 'unsupported' or 'raised'
+    error: str = ""
+    value: np.ndarray | None = field(default=None, repr=False)
+    grad: np.ndarray | None = field(default=None, repr=False)
+
+
+def py(v: Any) -> str:
+    """A Python literal for a snippet (repr, but floats without noise: 0.1 not 0.1000000001)."""
+    if isinstance(v, float):
+        return f"{v:g}"
+    return repr(v)
+
+
+def kwargs_code(**kwargs: Any) -> str:
+    """``a=1, b='mean'`` for the arguments that are not None."""
+    return ", ".join(f"{k}={py(v) if not isinstance(v, Code) else v}" for k, v in kwargs.items() if v is not None)
+
+
+class Code(str):
+    """A string that goes into a snippet as code (a variable name), not as a quoted literal."""
+
+
+def make_function(code: str, namespace: Mapping[str, Any]) -> Callable[..., Any]:
+    """Compile a snippet that assigns ``loss`` into ``f(x, y, w) -> loss``.
+
+    A real function (not exec per call) so it can be jit-compiled and timed without overhead.
+    """
+    src = "def _loss(x, y, w):\n" + textwrap.indent(code, "    ") + "\n    return loss\n"
+    scope: dict[str, Any] = dict(namespace)
+    exec(compile(src, "<recipe>", "exec"), scope)  # noqa: S102 - our own recipe code
+    return scope["_loss"]
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: first line of the message``, as the `error` column holds it."""
+    msg = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {msg[0] if msg else ''}"[:500]
+
+
+class Adapter(ABC):
+    """One framework. Subclasses set `name`, `package`, `apis` and implement the three hooks."""
+
+    name: str
+    package: str  # the distribution whose presence and version the rows record
+    install_hint: str = ""
+    apis: tuple[Api, ...] = ()
+
+    def version(self) -> str | None:
+        try:
+            return importlib.metadata.version(self.package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    def unavailable(self) -> str | None:
+        """Why this framework cannot run here, or None. Never imports the framework."""
+        module = self.package.replace("-cpu", "").replace("-", "_")
+        if importlib.util.find_spec(module) is None:
+            return f"{self.package} is not installed ({self.install_hint or 'pip install ' + self.package})"
+        return None
+
+    def apis_for(self, spec: LossSpec) -> tuple[Api, ...]:
+        return tuple(api for api in self.apis if api.supports(spec))
+
+    # -- framework hooks -------------------------------------------------------------------------
+    @abstractmethod
+    def device(self, kind: str) -> str:
+        """The concrete device (``cpu``, ``cuda:0``) for a device kind, or raise `Unavailable`."""
+
+    @abstractmethod
+    def compile(self, code: str) -> Callable[..., Any]:
+        """The snippet as a function of framework tensors ``(x, y, w) -> loss``."""
+
+    @abstractmethod
+    def evaluate(
+        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run ``fn`` on the inputs in `dtype` on `device`; return (value, d value/dx) as float64.
+
+        For ``reduction='none'`` the gradient is that of the sum of the elements.
+        """
+
+    # -- shared driver ---------------------------------------------------------------------------
+    def run_case(self, case: Case, device: str, debug: bool = False) -> list[Result]:
+        """Every supported (api, recipe) of this framework on one case.
+
+        A recipe whose code equals an earlier one's in this case is evaluated once and reported
+        under both names (for PyTorch, native and matched are often the same call).
+        """
+        inputs = case.inputs()
+        done: dict[str, Result] = {}
+        results = []
+        for api in self.apis_for(case.spec):
+            for recipe in api.recipes(case.spec):
+                if recipe.code is None:
+                    results.append(Result(api.name, recipe.name, "", "unsupported", recipe.reason))
+                    continue
+                if recipe.code not in done:
+                    done[recipe.code] = self._run_one(api.name, recipe, case, inputs, device, debug)
+                r = done[recipe.code]
+                results.append(Result(api.name, recipe.name, recipe.code, r.outcome, r.error, r.value, r.grad))
+        return results
+
+    def _run_one(self, api: str, recipe: Recipe, case: Case, inputs: Inputs, device: str, debug: bool) -> Result:
+        try:
+            fn = self.compile(recipe.code)
+            value, grad = self.evaluate(fn, case.spec, inputs, case.dtype, device)
+        except Unavailable as e:
+            return Result(api, recipe.name, recipe.code, "unsupported", str(e))
+        except Exception as e:  # the framework raised: that is a finding, recorded as such
+            if debug:
+                traceback.print_exc()
+            return Result(api, recipe.name, recipe.code, "raised", error_text(e))
+        return Result(api, recipe.name, recipe.code, None, "", np.asarray(value, np.float64), np.asarray(grad, np.float64))

@@ -1,0 +1,53 @@
+"""NumPy: the canonical formulas of `adapters.reference`, evaluated in the case's dtype.
+
+In float64 these rows are the reference itself (a sanity check of the pipeline); in float32,
+float16 and bfloat16 they show what the textbook stable formulas give when every operation rounds
+to that dtype, a baseline for the frameworks' own low-precision kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from adapters import reference
+from adapters.base import Adapter, Api, Recipe, Unavailable
+from cases.spec import Inputs, LossSpec
+
+CODE = "loss, grad = adapters.reference.evaluate(spec, Inputs(x, y, w), dtype)"
+
+APIS = (
+    Api(
+        "adapters.reference.evaluate",
+        lambda s: True,
+        lambda s: (Recipe("native", CODE), Recipe("matched", CODE)),
+    ),
+)
+
+
+class NumpyAdapter(Adapter):
+    name = "numpy"
+    package = "numpy"
+    apis = APIS
+
+    def device(self, kind: str) -> str:
+        if kind != "cpu":
+            raise Unavailable("NumPy runs on the CPU only")
+        return "cpu"
+
+    def compile(self, code: str) -> Callable[..., Any]:
+        return reference.evaluate  # the snippet documents this call; gradients are analytic
+
+    def evaluate(
+        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            result = fn(spec, inputs, dtype)
+        except TypeError as e:  # no bfloat16 without ml_dtypes
+            raise Unavailable(str(e)) from e
+        return result.value.astype(np.float64), result.grad.astype(np.float64)
+
+
+ADAPTER = NumpyAdapter()

@@ -1,0 +1,31 @@
+"""Which adapter module serves which framework name. Loading one never imports its framework."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from adapters.base import Adapter
+from cases.names import FRAMEWORKS
+
+MODULES = {
+    "numpy": "adapters.numpy_adapter",
+    "torch": "adapters.torch_adapter",
+    "tensorflow": "adapters.tensorflow_adapter",
+    "jax": "adapters.jax_adapter",
+}
+assert set(MODULES) == set(FRAMEWORKS)
+
+
+def load(name: str) -> Adapter:
+    """The adapter object for a canonical framework name (see `cases.names.choose` for aliases)."""
+    return importlib.import_module(MODULES[name]).ADAPTER
+
+
+def available_modules() -> dict[str, str]:
+    """Framework names whose adapter module exists in this checkout (the rest are future work)."""
+    found = {}
+    for name, module in MODULES.items():
+        if importlib.util.find_spec(module) is not None:
+            found[name] = module
+    return found

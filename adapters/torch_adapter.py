@@ -1,0 +1,147 @@
+"""PyTorch: torch.nn.functional cross_entropy, nll_loss, binary_cross_entropy(_with_logits).
+
+PyTorch's layout (class axis 1) and its rules are the canonical semantics, so `native` and
+`matched` coincide except where a spec field has no argument (label smoothing for the binary
+losses, pos_weight for BCELoss) or the input kind is not what the API expects (probabilities or
+log-probabilities passed to cross_entropy, which applies log_softmax itself:
+https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from adapters.base import Adapter, Api, Code, Recipe, Unavailable, kwargs_code, make_function
+from cases.spec import Inputs, LossSpec
+
+W = Code("w")
+
+
+def _index_args(spec: LossSpec, smoothing: bool = True) -> str:
+    return kwargs_code(
+        weight=W if spec.weighted else None,
+        ignore_index=spec.ignore_index,
+        label_smoothing=spec.label_smoothing if (smoothing and spec.label_smoothing) else None,
+        reduction=spec.reduction,
+    )
+
+
+def _nll(spec: LossSpec, x: str) -> str:
+    return f"loss = F.nll_loss({x}, y, {_index_args(spec, smoothing=False)})"
+
+
+def _cross_entropy(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    native = Recipe("native", f"loss = F.cross_entropy(x, y, {_index_args(spec)})")
+    if spec.input == "logits":
+        return native, Recipe("matched", native.code)
+    # cross_entropy applies log_softmax itself; on (log-)probabilities the value may survive but
+    # the gradient is that of a renormalised loss. nll_loss on log-probabilities is the match.
+    if spec.target != "index" or spec.label_smoothing:
+        why = "no matched composition for (log-)probability inputs with probability targets or label smoothing"
+        return native, Recipe("matched", None, why)
+    return native, Recipe("matched", _nll(spec, "x" if spec.input == "log_probs" else "torch.log(x)"))
+
+
+def _nll_loss(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    if spec.target != "index":
+        why = "nll_loss takes class indices only"
+        return Recipe("native", None, why), Recipe("matched", None, why)
+    if spec.label_smoothing:
+        why = "nll_loss has no label_smoothing argument"
+        return Recipe("native", None, why), Recipe("matched", None, why)
+    code = _nll(spec, "x")
+    return Recipe("native", code), Recipe("matched", code)
+
+
+def _smooth_binary(spec: LossSpec) -> str:
+    e = spec.label_smoothing
+    return f"y = y * {1 - e:g} + {e / 2:g}\n" if e else ""
+
+
+def _bce_with_logits(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    call = "loss = F.binary_cross_entropy_with_logits(x, y, " + kwargs_code(
+        pos_weight=W if spec.weighted else None, reduction=spec.reduction
+    ) + ")"
+    native = Recipe("native", call) if not spec.label_smoothing else Recipe(
+        "native", None, "binary_cross_entropy_with_logits has no label_smoothing argument"
+    )
+    return native, Recipe("matched", _smooth_binary(spec) + call)
+
+
+def _bce(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    if spec.weighted:
+        why = "binary_cross_entropy has a per-element weight but no pos_weight"
+        return Recipe("native", None, why), Recipe("matched", None, why)
+    call = f"loss = F.binary_cross_entropy(x, y, reduction={spec.reduction!r})"
+    native = Recipe("native", call) if not spec.label_smoothing else Recipe(
+        "native", None, "binary_cross_entropy has no label_smoothing argument"
+    )
+    return native, Recipe("matched", _smooth_binary(spec) + call)
+
+
+APIS = (
+    Api("torch.nn.functional.cross_entropy", lambda s: s.family == "softmax", _cross_entropy),
+    Api(
+        "torch.nn.functional.nll_loss",
+        lambda s: s.family == "softmax" and s.input == "log_probs",
+        _nll_loss,
+    ),
+    Api(
+        "torch.nn.functional.binary_cross_entropy_with_logits",
+        lambda s: s.family == "sigmoid" and s.input == "logits",
+        _bce_with_logits,
+    ),
+    Api(
+        "torch.nn.functional.binary_cross_entropy",
+        lambda s: s.family == "sigmoid" and s.input == "probs",
+        _bce,
+    ),
+)
+
+
+class TorchAdapter(Adapter):
+    name = "torch"
+    package = "torch"
+    install_hint = "pip install -e '.[torch]' -c constraints.txt"
+    apis = APIS
+
+    def device(self, kind: str) -> str:
+        import torch
+
+        if kind == "cpu":
+            return "cpu"
+        if not torch.cuda.is_available():
+            raise Unavailable("no GPU: torch.cuda.is_available() is False")
+        return f"cuda:{torch.cuda.current_device()}"
+
+    def compile(self, code: str) -> Callable[..., Any]:
+        import torch
+
+        return make_function(code, {"torch": torch, "F": torch.nn.functional})
+
+    def evaluate(
+        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        tdt = getattr(torch, dtype)
+        # Inputs are already representable in `dtype`, so these conversions are exact.
+        x = torch.tensor(inputs.x, dtype=tdt, device=device, requires_grad=True)
+        if spec.target == "index":
+            y = torch.tensor(inputs.target, dtype=torch.int64, device=device)
+        else:
+            y = torch.tensor(inputs.target, dtype=tdt, device=device)
+        w = None if inputs.weight is None else torch.tensor(inputs.weight, dtype=tdt, device=device)
+        loss = fn(x, y, w)
+        (loss.sum() if loss.dim() else loss).backward()
+        grad = x.grad if x.grad is not None else torch.zeros_like(x)
+        return (
+            loss.detach().to(device="cpu", dtype=torch.float64).numpy(),
+            grad.to(device="cpu", dtype=torch.float64).numpy(),
+        )
+
+
+ADAPTER = TorchAdapter()

@@ -1,0 +1,91 @@
+"""Deterministic arrays for generated cases, from (spec, tag, shape, seed).
+
+Every case with the same seed draws from the same stream, so the float32 and float16 variants of
+a case hold the same numbers rounded differently, and `sum` and `mean` see the same data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cases.spec import Inputs
+
+if TYPE_CHECKING:
+    from cases.spec import Case
+
+# Data variants a tag selects (the rest of a case's data follows from its spec).
+TAGS = {
+    "": "standard normal logits (scale 2), uniform classes",
+    "hard": "binary targets in {0, 1}",
+    "soft": "binary targets uniform in [0, 1]",
+    "p01": "probabilities that include exactly 0 and 1, with targets that make the exact loss finite",
+    "p01soft": "probabilities that include exactly 0 and 1 under soft targets: the exact loss is inf",
+    "allignored": "every target equals ignore_index",
+    "big": "logits uniform in [-1e4, 1e4]",
+    "masked": "a third of the classes masked with -inf logits (never the target class)",
+    "unnormalised": "soft targets whose rows sum to between 0.5 and 1.5, not 1",
+}
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def make(case: Case) -> Inputs:
+    """Raw (unquantised) float64 arrays for a generated case."""
+    spec, shape, tag = case.spec, case.shape, case.tag
+    if tag not in TAGS:
+        raise ValueError(f"Expected tag in {{{', '.join(repr(t) for t in TAGS)}}}. Received: tag={tag!r}")
+    rng = np.random.default_rng(case.seed)
+    c = case.n_classes
+    z = rng.normal(0.0, 2.0, size=shape)
+    if tag == "big":
+        z = rng.uniform(-1e4, 1e4, size=shape)
+    weight = rng.uniform(0.25, 2.0, size=c) if spec.weighted else None
+
+    if spec.family == "sigmoid":
+        if tag in ("soft", "p01soft"):
+            target = rng.uniform(0.0, 1.0, size=shape)
+        else:
+            target = rng.integers(0, 2, size=shape).astype(np.float64)
+        x = z
+        if spec.input == "probs":
+            x = 1.0 / (1.0 + np.exp(-z))
+            if tag in ("p01", "p01soft"):
+                # Every fourth element is saturated; under hard targets it agrees with its target.
+                sat = np.zeros(shape, dtype=bool)
+                sat.flat[::4] = True
+                x = np.where(sat, target.round() if tag == "p01" else rng.integers(0, 2, size=shape), x)
+        return Inputs(x=x, target=target, weight=weight)
+
+    # softmax: classes on axis 1
+    spatial = (shape[0],) + tuple(shape[2:])
+    labels = rng.integers(0, c, size=spatial)
+    if tag == "masked":
+        masked = rng.uniform(size=shape) < 1 / 3
+        onehot = np.moveaxis(np.eye(c, dtype=bool)[labels], -1, 1)
+        z = np.where(masked & ~onehot, -np.inf, z)
+    if spec.target == "index":
+        target = labels.astype(np.int64)
+        if spec.ignore_index is not None:
+            drop = np.ones(spatial, bool) if tag == "allignored" else rng.uniform(size=spatial) < 0.25
+            target = np.where(drop, spec.ignore_index, target).astype(np.int64)
+    else:
+        target = _softmax(rng.normal(0.0, 1.5, size=shape))
+        if tag == "masked":
+            target = np.where(np.isinf(z), 0.0, target)
+            target = target / target.sum(axis=1, keepdims=True)
+        if tag == "unnormalised":
+            target = target * rng.uniform(0.5, 1.5, size=spatial)[:, None]
+    x = z
+    if spec.input == "log_probs":
+        x = z - np.log(np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True)) - z.max(
+            axis=1, keepdims=True
+        )
+    elif spec.input == "probs":
+        x = _softmax(z)
+    return Inputs(x=x, target=target, weight=weight)

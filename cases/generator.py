@@ -1,0 +1,86 @@
+"""The default case set: every kind of cross-entropy input, in every dtype, from one seed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from cases.documented import documented_cases
+from cases.names import DTYPES, KINDS
+from cases.spec import Case, LossSpec
+
+N, C = 64, 10
+
+
+def _specs() -> Iterator[tuple[str, LossSpec, tuple[int, ...], str]]:
+    """(kind, spec, shape, tag) for the generated kinds, before dtypes and seeds."""
+    sig = dict(family="sigmoid", target="prob")
+    # binary: sigmoid logits with hard and soft targets, pos_weight, and the probabilities input.
+    for r in ("mean", "sum", "none"):
+        yield "binary", LossSpec(**sig, reduction=r), (N, 4), "hard"
+    yield "binary", LossSpec(**sig), (N, 4), "soft"
+    yield "binary", LossSpec(**sig, weighted=True), (N, 4), "hard"
+    yield "binary", LossSpec(**sig, weighted=True), (N, 4), "soft"
+    yield "binary", LossSpec(**sig, input="probs"), (N, 4), "hard"
+    yield "binary", LossSpec(**sig, input="probs", reduction="sum"), (N, 4), "p01"
+    yield "binary", LossSpec(**sig, input="probs"), (N, 4), "p01soft"
+
+    # multiclass: index targets.
+    for r in ("mean", "sum", "none"):
+        yield "multiclass", LossSpec(reduction=r), (N, C), ""
+        yield "multiclass", LossSpec(weighted=True, reduction=r), (N, C), ""
+    for ii in (-100, -1, C + 3):
+        yield "multiclass", LossSpec(ignore_index=ii), (N, C), ""
+    yield "multiclass", LossSpec(weighted=True, ignore_index=-100), (N, C), ""
+    yield "multiclass", LossSpec(weighted=True, ignore_index=-100, reduction="sum"), (N, C), ""
+    yield "multiclass", LossSpec(ignore_index=-100), (N, C), "allignored"
+    yield "multiclass", LossSpec(ignore_index=-100, reduction="sum"), (N, C), "allignored"
+    yield "multiclass", LossSpec(), (8, C, 16), ""
+    yield "multiclass", LossSpec(weighted=True, ignore_index=-100), (4, C, 4, 3, 2), ""
+    yield "multiclass", LossSpec(reduction="none"), (4, C, 4, 3, 2), ""
+    yield "multiclass", LossSpec(input="log_probs"), (N, C), ""
+    yield "multiclass", LossSpec(input="log_probs", weighted=True, ignore_index=-100), (N, C), ""
+    yield "multiclass", LossSpec(input="probs"), (N, C), ""
+
+    # soft: probability targets.
+    for r in ("mean", "sum", "none"):
+        yield "soft", LossSpec(target="prob", reduction=r), (N, C), ""
+    yield "soft", LossSpec(target="prob", weighted=True), (N, C), ""
+    yield "soft", LossSpec(target="prob", weighted=True), (8, C, 16), ""
+
+    # smoothed: label smoothing on index and probability targets, with weights and ignore_index.
+    yield "smoothed", LossSpec(label_smoothing=0.1), (N, C), ""
+    yield "smoothed", LossSpec(label_smoothing=0.1, reduction="sum"), (N, C), ""
+    yield "smoothed", LossSpec(label_smoothing=0.2, weighted=True), (N, C), ""
+    yield "smoothed", LossSpec(label_smoothing=0.1, ignore_index=-100), (N, C), ""
+    yield "smoothed", LossSpec(label_smoothing=0.1, weighted=True, ignore_index=-100), (N, C), ""
+    yield "smoothed", LossSpec(label_smoothing=0.1, weighted=True, ignore_index=-100), (4, C, 4, 3, 2), ""
+    yield "smoothed", LossSpec(target="prob", label_smoothing=0.1), (N, C), ""
+    yield "smoothed", LossSpec(target="prob", label_smoothing=0.1, weighted=True), (N, C), ""
+    yield "smoothed", LossSpec(**sig, label_smoothing=0.1), (N, 4), "hard"
+
+    # edge: extreme magnitudes, masked classes, tiny and huge C, unnormalised targets.
+    yield "edge", LossSpec(), (N, C), "big"
+    yield "edge", LossSpec(**sig), (N, 4), "big"
+    yield "edge", LossSpec(), (N, C), "masked"
+    yield "edge", LossSpec(target="prob"), (N, C), "masked"
+    yield "edge", LossSpec(), (N, 2), ""
+    yield "edge", LossSpec(weighted=True), (8, 32000), ""
+    yield "edge", LossSpec(target="prob"), (N, C), "unnormalised"
+
+
+def default_cases(
+    kinds: Iterable[str] = KINDS, dtypes: Iterable[str] = DTYPES, seed: int = 0
+) -> list[Case]:
+    """The default set, filtered to `kinds` and `dtypes`; ids are unique and stable for a seed."""
+    kinds, dtypes = tuple(kinds), tuple(dtypes)
+    cases = [
+        Case(kind=kind, spec=spec, shape=shape, dtype=dtype, seed=seed, tag=tag)
+        for kind, spec, shape, tag in _specs()
+        if kind in kinds
+        for dtype in dtypes
+    ]
+    if "documented" in kinds:
+        cases += [c for c in documented_cases() if c.dtype in dtypes]
+    ids = [c.id for c in cases]
+    assert len(ids) == len(set(ids)), "duplicate case ids"
+    return cases

@@ -1,0 +1,89 @@
+"""Errors of a framework's value and gradient against the reference, and the row's outcome.
+
+Definitions (errors are maxima over elements; NaN/Inf positions are compared separately):
+
+- value_abs_err = max |v - r|;  value_rel_err = max |v - r| / |r|;
+  value_ulp_err = max |v - r| / ulp_dtype(r), the classic ULP distance.
+- grad_abs_err = max |g - gr|;  grad_rel_err = max |g - gr| / max |gr| (norm-wise, because a
+  gradient element near zero has no meaningful relative error);
+  grad_ulp_err = max |g - gr| / ulp_dtype(max |gr|).
+- outcome: `nonfinite` if NaN/Inf appear in different places (or differ: NaN vs Inf, +Inf vs
+  -Inf); else `ok` when every finite |v - r| <= tol * scale (the reference's error scale, the
+  reduced |terms|, which is >= |r| and stays meaningful where the loss cancels to ~0) and
+  max |g - gr| <= tol * max |gr|; else `mismatch`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from adapters.reference import Evaluation
+from harness.tolerances import ulp
+
+
+@dataclass(frozen=True)
+class Comparison:
+    outcome: str
+    error: str
+    value: float
+    ref_value: float
+    value_abs_err: float
+    value_rel_err: float
+    value_ulp_err: float
+    grad_abs_err: float
+    grad_rel_err: float
+    grad_ulp_err: float
+
+
+def first(a: np.ndarray) -> float:
+    """The reduced scalar, or the first element for reduction='none'."""
+    a = np.asarray(a, dtype=np.float64)
+    return float(a.flat[0]) if a.size else float("nan")
+
+
+def _same_nonfinite(a: np.ndarray, b: np.ndarray) -> bool:
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    if not np.array_equal(fa, fb):
+        return False
+    na, nb = a[~fa], b[~fb]
+    return bool(np.array_equal(np.isnan(na), np.isnan(nb)) and np.array_equal(na[~np.isnan(na)], nb[~np.isnan(nb)]))
+
+
+def _max(a: np.ndarray) -> float:
+    return float(a.max()) if a.size else 0.0
+
+
+def compare(value: np.ndarray, grad: np.ndarray, ref: Evaluation, dtype: str, tol: float) -> Comparison:
+    """Judge a framework's (value, grad) against the float64 reference `ref`."""
+    value, grad = np.asarray(value, np.float64), np.asarray(grad, np.float64)
+    r, gr, scale = (np.asarray(a, np.float64) for a in (ref.value, ref.grad, ref.scale))
+    nan = float("nan")
+    if value.shape != r.shape or grad.shape != gr.shape:
+        why = f"shape mismatch: value {value.shape} grad {grad.shape}, reference value {r.shape} grad {gr.shape}"
+        return Comparison("mismatch", why, first(value), first(r), nan, nan, nan, nan, nan, nan)
+
+    with np.errstate(all="ignore"):
+        fv = np.isfinite(value) & np.isfinite(r)
+        dv = np.abs(value - r)[fv]
+        rel = np.where(dv == 0, 0.0, dv / np.abs(r[fv]))
+        v_ulp = dv / ulp(r[fv], dtype)
+        v_norm = np.where(dv == 0, 0.0, dv / scale[fv])
+
+        fg = np.isfinite(grad) & np.isfinite(gr)
+        dg = np.abs(grad - gr)[fg]
+        g_abs, g_max = _max(dg), _max(np.abs(gr[fg]))
+        g_rel = 0.0 if g_abs == 0 else (g_abs / g_max if g_max else float("inf"))
+        g_ulp = g_abs / float(ulp(g_max, dtype))
+
+    errors = (_max(dv), _max(rel), _max(v_ulp), g_abs, g_rel, g_ulp)
+    if not (_same_nonfinite(value, r) and _same_nonfinite(grad, gr)):
+        what = []
+        if not _same_nonfinite(value, r):
+            what.append(f"value has {np.count_nonzero(~np.isfinite(value))} non-finite, reference {np.count_nonzero(~np.isfinite(r))}")
+        if not _same_nonfinite(grad, gr):
+            what.append(f"grad has {np.count_nonzero(~np.isfinite(grad))} non-finite, reference {np.count_nonzero(~np.isfinite(gr))}")
+        return Comparison("nonfinite", "; ".join(what), first(value), first(r), *errors)
+    ok = _max(v_norm) <= tol and g_abs <= tol * g_max
+    return Comparison("ok" if ok else "mismatch", "", first(value), first(r), *errors)

@@ -1,0 +1,45 @@
+"""Per-dtype tolerances: the one place they are defined (used for values and gradients alike).
+
+A row is `ok` when its error is within ``tol`` of the scale the rounding error of a correct
+implementation grows with (see `harness.metrics`). ``tol`` is the dtype's machine epsilon times a
+factor that grows with log2(C) (the log-sum-exp adds C terms; pairwise or blocked summation keeps
+the error growth logarithmic) and with log2 of the number of loss elements (the reduction):
+
+    tol(dtype, C, M) = 4 * eps(dtype) * (2 + log2(C) + log2(M))
+
+| dtype    | eps       | tol at C=10, M=64 | tol at C=32000, M=8 |
+|----------|-----------|-------------------|---------------------|
+| float64  | 2.2e-16   | 1.0e-14           | 1.8e-14             |
+| float32  | 1.2e-7    | 5.4e-6            | 9.5e-6              |
+| float16  | 9.8e-4    | 0.044             | 0.078               |
+| bfloat16 | 7.8e-3    | 0.35              | 0.62                |
+
+The factor 4 leaves room for the few roundings per term (exp, log, subtract, multiply by a
+weight) without hiding a semantic difference: those show up as errors of order 1e-3 to 1 relative,
+far above the float64 and float32 tolerances. Half-precision rows can only catch large
+differences; that is the nature of an 8-bit (bfloat16) or 11-bit (float16) significand.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+EPS = {"float64": 2.0**-52, "float32": 2.0**-23, "float16": 2.0**-10, "bfloat16": 2.0**-7}
+MANTISSA_BITS = {"float64": 52, "float32": 23, "float16": 10, "bfloat16": 7}
+MIN_EXPONENT = {"float64": -1022, "float32": -126, "float16": -14, "bfloat16": -126}
+
+
+def tolerance(dtype: str, n_classes: int, n_elements: int) -> float:
+    """Relative tolerance for a loss over `n_classes` classes and `n_elements` loss elements."""
+    return 4 * EPS[dtype] * (2 + math.log2(max(n_classes, 1)) + math.log2(max(n_elements, 1)))
+
+
+def ulp(a: np.ndarray | float, dtype: str) -> np.ndarray:
+    """The spacing of `dtype` numbers at ``|a|`` (the smallest subnormal at 0), as float64."""
+    a = np.abs(np.asarray(a, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exponent = np.floor(np.log2(np.where(a > 0, a, 1.0)))
+    exponent = np.where(a > 0, np.maximum(exponent, MIN_EXPONENT[dtype]), MIN_EXPONENT[dtype])
+    return np.exp2(exponent - MANTISSA_BITS[dtype])
