@@ -94,7 +94,7 @@ def make_function(code: str, namespace: Mapping[str, Any]) -> Callable[..., Any]
     """
     src = "def _loss(x, y, w):\n" + textwrap.indent(code, "    ") + "\n    return loss\n"
     scope: dict[str, Any] = dict(namespace)
-    exec(compile(src, "<recipe>", "exec"), scope)  # noqa: S102 - our own recipe code
+    exec(compile(src, "<recipe>", "exec"), scope)
     return scope["_loss"]
 
 
@@ -123,6 +123,10 @@ class Adapter(ABC):
         module = self.package.replace("-cpu", "").replace("-", "_")
         if importlib.util.find_spec(module) is None:
             return f"{self.package} is not installed ({self.install_hint or 'pip install ' + self.package})"
+        return None
+
+    def threads(self) -> int | None:
+        """Intra-op threads the framework uses here (recorded in env.json), if it says."""
         return None
 
     def apis_for(self, spec: LossSpec) -> tuple[Api, ...]:
@@ -177,4 +181,5 @@ class Adapter(ABC):
             if debug:
                 traceback.print_exc()
             return Result(api, recipe.name, recipe.code, "raised", error_text(e))
-        return Result(api, recipe.name, recipe.code, None, "", np.asarray(value, np.float64), np.asarray(grad, np.float64))
+        value, grad = np.asarray(value, np.float64), np.asarray(grad, np.float64)
+        return Result(api, recipe.name, recipe.code, None, "", value, grad)

@@ -117,6 +117,11 @@ class TorchAdapter(Adapter):
             raise Unavailable("no GPU: torch.cuda.is_available() is False")
         return f"cuda:{torch.cuda.current_device()}"
 
+    def threads(self) -> int | None:
+        import torch
+
+        return torch.get_num_threads()
+
     def compile(self, code: str) -> Callable[..., Any]:
         import torch
 

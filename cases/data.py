@@ -63,7 +63,7 @@ def make(case: Case) -> Inputs:
         return Inputs(x=x, target=target, weight=weight)
 
     # softmax: classes on axis 1
-    spatial = (shape[0],) + tuple(shape[2:])
+    spatial = (shape[0], *shape[2:])
     labels = rng.integers(0, c, size=spatial)
     if tag == "masked":
         masked = rng.uniform(size=shape) < 1 / 3

@@ -107,7 +107,7 @@ class Case:
 
     def __post_init__(self) -> None:
         choose(self.dtype, DTYPES, "dtype")
-        if self.kind not in KINDS + ("user",):
+        if self.kind not in (*KINDS, "user"):
             raise UsageError(f"Expected kind in {{{', '.join(KINDS)}}}. Received: kind={self.kind!r}")
         if len(self.shape) < 1 or (self.spec.family == "softmax" and len(self.shape) < 2):
             raise UsageError(f"Expected x of shape (N, C) or (N, C, d1, ...). Received: shape={self.shape}")
@@ -115,6 +115,12 @@ class Case:
     @property
     def n_classes(self) -> int:
         return self.shape[1] if len(self.shape) > 1 else 1
+
+    @property
+    def n_elements(self) -> int:
+        """Loss elements before reduction: N*d1*..*dk for softmax, every element for sigmoid."""
+        size = math.prod(self.shape)
+        return size // self.n_classes if self.spec.family == "softmax" else size
 
     @property
     def id(self) -> str:
@@ -157,7 +163,8 @@ def quantize(a: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "float64":
         return a.copy()
     if dtype in ("float32", "float16"):
-        return a.astype(dtype).astype(np.float64)
+        with np.errstate(over="ignore"):  # out of range rounds to inf, as the framework would
+            return a.astype(dtype).astype(np.float64)
     if dtype == "bfloat16":
         f = a.astype(np.float32)
         u = f.view(np.uint32).astype(np.uint64)

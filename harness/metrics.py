@@ -79,11 +79,11 @@ def compare(value: np.ndarray, grad: np.ndarray, ref: Evaluation, dtype: str, to
 
     errors = (_max(dv), _max(rel), _max(v_ulp), g_abs, g_rel, g_ulp)
     if not (_same_nonfinite(value, r) and _same_nonfinite(grad, gr)):
-        what = []
-        if not _same_nonfinite(value, r):
-            what.append(f"value has {np.count_nonzero(~np.isfinite(value))} non-finite, reference {np.count_nonzero(~np.isfinite(r))}")
-        if not _same_nonfinite(grad, gr):
-            what.append(f"grad has {np.count_nonzero(~np.isfinite(grad))} non-finite, reference {np.count_nonzero(~np.isfinite(gr))}")
+        what = [
+            f"{name} has {np.count_nonzero(~np.isfinite(a))} non-finite, reference {np.count_nonzero(~np.isfinite(b))}"
+            for name, a, b in (("value", value, r), ("grad", grad, gr))
+            if not _same_nonfinite(a, b)
+        ]
         return Comparison("nonfinite", "; ".join(what), first(value), first(r), *errors)
     ok = _max(v_norm) <= tol and g_abs <= tol * g_max
     return Comparison("ok" if ok else "mismatch", "", first(value), first(r), *errors)

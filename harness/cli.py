@@ -1,0 +1,218 @@
+"""Command line: ``python -m harness run | check | list``.
+
+Every option is validated before any work starts; a bad one is a single line on stderr and exit
+code 2 (a traceback only with --debug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from cases.names import DEVICES, DTYPES, FRAMEWORKS, KINDS, REDUCTIONS, UsageError, choose_many
+
+DEFAULT_RUNS = Path("reports") / "runs"
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _add_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--frameworks", default="all", help=f"comma-separated from {{{', '.join(FRAMEWORKS)}}} or 'all' "
+                   "(aliases: pytorch, tf, keras, optax, np); default: all")  # fmt: skip
+    p.add_argument("--devices", default="cpu,gpu", help="comma-separated from {cpu, gpu}; default: cpu,gpu")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = Parser(prog="python -m harness", description="Compare cross-entropy losses and gradients across frameworks.")
+    sub = top.add_subparsers(dest="command", parser_class=Parser, required=True)
+
+    run = sub.add_parser("run", help="run the case set through every framework and write a report")
+    _add_selection(run)
+    run.add_argument("--kinds", default="all", help=f"comma-separated from {{{', '.join(KINDS)}}}; default: all")
+    run.add_argument("--dtypes", default="all", help=f"comma-separated from {{{', '.join(DTYPES)}}}; default: all")
+    run.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (default 0)")
+    run.add_argument("--out", type=Path, help="run directory (default: reports/runs/<run_id>)")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="complete an interrupted run in RUN_DIR")
+    run.add_argument("--case-timeout", type=float, default=120.0, help="seconds one case may take (default 120)")
+    run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="framework workers at once")
+    run.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    run.add_argument("--debug", action="store_true", help="tracebacks for errors")
+
+    chk = sub.add_parser("check", help="compare the frameworks on your own tensors (an .npz with x, target, weight)")
+    chk.add_argument("--npz", required=True, type=Path, help="file with arrays x, target and optionally weight")
+    chk.add_argument("--family", default="softmax", help="softmax (default) or sigmoid")
+    chk.add_argument("--input", default="logits", help="logits (default), log_probs or probs")
+    chk.add_argument("--target", dest="target_kind", help="index or prob (default: from target's dtype)")
+    chk.add_argument("--ignore-index", type=int, help="target value to ignore (index targets)")
+    chk.add_argument("--label-smoothing", type=float, default=0.0, help="in [0, 1] (default 0)")
+    chk.add_argument("--reduction", default="mean", help=f"one of {{{', '.join(REDUCTIONS)}}} (default mean)")
+    _add_selection(chk)
+    chk.set_defaults(devices="cpu")
+    chk.add_argument("--json", action="store_true", help="print the accuracy rows as a JSON list")
+    chk.add_argument("--debug", action="store_true", help="tracebacks for errors")
+
+    lst = sub.add_parser("list", help="show cases, frameworks and APIs with their capabilities")
+    lst.add_argument("what", nargs="?", default="all", choices=["all", "cases", "frameworks", "apis"])
+    lst.add_argument("--kinds", default="all")
+    lst.add_argument("--dtypes", default="all")
+    lst.add_argument("--debug", action="store_true")
+    return top
+
+
+def new_run_id(seed: int) -> str:
+    now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{now}-s{seed}-{secrets.token_hex(2)}"
+
+
+def _raise_interrupt(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from cases.generator import default_cases
+    from harness.env import environment
+    from harness.runner import RunOptions, accuracy_frame, row_key, run_accuracy
+    from harness.store import RunStore
+    from harness.summary import outcome_counts, render
+
+    if args.resume is not None:
+        if not (args.resume / "options.json").is_file():
+            raise UsageError(f"Expected a run directory with options.json. Received: --resume={str(args.resume)!r}")
+        store = RunStore(args.resume)
+        saved = store.read_json("options.json")
+        run_id, sel = saved["run_id"], saved
+    else:
+        sel = {
+            "frameworks": choose_many(args.frameworks, FRAMEWORKS, "framework"),
+            "devices": choose_many(args.devices, DEVICES, "device"),
+            "kinds": choose_many(args.kinds, KINDS, "kind"),
+            "dtypes": choose_many(args.dtypes, DTYPES, "dtype"),
+            "seed": args.seed,
+        }
+        if args.case_timeout <= 0 or args.jobs < 1:
+            got = f"--case-timeout={args.case_timeout:g} --jobs={args.jobs}"
+            raise UsageError(f"Expected --case-timeout > 0 and --jobs >= 1. Received: {got}")
+        run_id = new_run_id(args.seed)
+        store = RunStore.create(args.out or DEFAULT_RUNS / run_id)
+        store.write_json("options.json", {"run_id": run_id, **sel, "argv": argv})
+
+    cases = default_cases(sel["kinds"], sel["dtypes"], sel["seed"])
+    options = RunOptions(tuple(sel["frameworks"]), tuple(sel["devices"]), args.case_timeout, args.jobs,
+                         args.debug, args.quiet)  # fmt: skip
+    done = store.rows()
+    skip = frozenset(row_key(r[0]) for r in done if r)
+
+    def sink(rows: list[dict[str, Any]]) -> None:
+        if rows:
+            store.append([rows])  # one line per (case, framework, device): a kill never splits a case
+
+    if not args.quiet:
+        print(f"{len(cases)} cases x {len(options.frameworks)} frameworks x {len(options.devices)} device kinds"
+              f"{f' (resuming: {len(skip)} done)' if skip else ''} -> {store.path}", file=sys.stderr)  # fmt: skip
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    partial = False
+    info: dict[str, Any] = {}
+    try:
+        info = run_accuracy(cases, options, run_id, sink, skip)
+    except KeyboardInterrupt:
+        partial = True
+        print("\ninterrupted: writing what finished; complete it with "
+              f"`python -m harness run --resume {store.path}`", file=sys.stderr)  # fmt: skip
+    if store.path.joinpath("env.json").exists():  # a resumed run keeps the versions it started with
+        old = store.read_json("env.json").get("frameworks", {})
+        info = {**old, **{k: {**old.get(k, {}), **v} for k, v in info.items()}}
+    rows = [row for line in store.rows() for row in line]
+    df = accuracy_frame(rows, cases)
+    env = {"run_id": run_id, **environment(argv, info), "partial": partial}
+    store.write_table("accuracy", df)
+    store.write_json("env.json", env)
+    store.write_text("summary.md", render(df, env, cases, partial=partial))
+
+    counts = outcome_counts(df)
+    counts["api"] = counts["api"].str.split(".").str[-1]
+    print(counts.to_string(index=False))
+    print(f"\nwrote {store.path}/ (accuracy.parquet, accuracy.csv, env.json, summary.md): {len(df)} rows")
+    return 130 if partial else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness.check import check, load_npz
+
+    arrays = load_npz(args.npz)
+    df = check(
+        arrays["x"], arrays["target"], arrays.get("weight"), family=args.family, input=args.input,
+        target_kind=args.target_kind, ignore_index=args.ignore_index, label_smoothing=args.label_smoothing,
+        reduction=args.reduction, frameworks=args.frameworks, devices=args.devices,
+    )  # fmt: skip
+    if args.json:  # standard JSON: NaN becomes null; floats keep every digit
+        records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
+        print(json.dumps(records, default=str))
+        return 0
+    show = df[["framework", "api", "recipe", "device", "outcome", "value", "ref_value", "value_rel_err",
+               "grad_rel_err", "error"]].copy()  # fmt: skip
+    show["api"] = show["api"].str.split(".").str[-1]
+    print(f"case {df['case_id'].iloc[0]}: exact value {df['ref_value'].iloc[0]:.17g}")
+    print(show.to_string(index=False, max_colwidth=70))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from adapters import registry
+    from cases.generator import default_cases
+
+    cases = default_cases(choose_many(args.kinds, KINDS, "kind"), choose_many(args.dtypes, DTYPES, "dtype"))
+    adapters = [registry.load(f) for f in FRAMEWORKS]
+    if args.what in ("all", "frameworks"):
+        print("frameworks:")
+        for a in adapters:
+            why = a.unavailable()
+            print(f"  {a.name:<11} {a.version() or '-':<14} {'unavailable: ' + why if why else 'available'}")
+    if args.what in ("all", "apis"):
+        print("apis (rows per case set: native supported / matched supported / cases):")
+        for a in adapters:
+            for api in a.apis:
+                mine = [c for c in cases if api.supports(c.spec)]
+                recs = [api.recipes(c.spec) for c in mine]
+                nat = sum(r[0].code is not None for r in recs)
+                mat = sum(r[1].code is not None for r in recs)
+                print(f"  {a.name:<11} {api.name:<62} {nat:>4} / {mat:>4} / {len(mine):>4}")
+    if args.what in ("all", "cases"):
+        print(f"cases ({len(cases)}):")
+        for c in cases:
+            print(f"  {c.id:<58} {c.kind:<11} {c.shape_str}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = parser().parse_args(argv)
+        if args.command == "run":
+            return cmd_run(args, argv)
+        if args.command == "check":
+            return cmd_check(args)
+        return cmd_list(args)
+    except UsageError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `... | head`
+        return 0
+    except Exception as e:
+        if debug:
+            raise
+        print(f"error: {type(e).__name__}: {e} (run again with --debug for the traceback)", file=sys.stderr)
+        return 1
+

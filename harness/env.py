@@ -1,0 +1,52 @@
+"""env.json: what a result depends on besides the code (DESIGN.md, "Results")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, timeout=5)
+        return out + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def environment(argv: list[str], frameworks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Everything but the per-framework part, which the workers report (version, devices, threads)."""
+    return {
+        "harness_version": __version__,
+        "git_commit": git_commit(),
+        "frameworks": frameworks,
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "numpy": __import__("numpy").__version__,
+        "utc_time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m harness", *argv]),
+    }

@@ -1,0 +1,63 @@
+"""Rows of the `accuracy` DataFrame (DESIGN.md, "Results"): one per case x framework x api x recipe x device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.base import Adapter, Result
+from adapters.reference import Evaluation
+from cases.spec import Case
+from harness.metrics import compare, first
+from harness.tolerances import tolerance
+
+ACCURACY_COLUMNS = (
+    "run_id", "case_id", "kind", "family", "input", "target", "weighted", "ignore_index", "label_smoothing",
+    "reduction", "shape", "dtype", "framework", "framework_version", "api", "recipe", "recipe_code", "device",
+    "outcome", "error", "value", "ref_value", "value_abs_err", "value_rel_err", "value_ulp_err",
+    "grad_abs_err", "grad_rel_err", "grad_ulp_err", "tol", "explanation",
+)  # fmt: skip
+
+NUMBERS = ACCURACY_COLUMNS[ACCURACY_COLUMNS.index("value") : ACCURACY_COLUMNS.index("tol") + 1]
+
+
+def case_fields(case: Case) -> dict[str, Any]:
+    s = case.spec
+    return {
+        "case_id": case.id, "kind": case.kind, "family": s.family, "input": s.input, "target": s.target,
+        "weighted": s.weighted, "ignore_index": s.ignore_index, "label_smoothing": s.label_smoothing,
+        "reduction": s.reduction, "shape": case.shape_str, "dtype": case.dtype,
+    }  # fmt: skip
+
+
+def accuracy_row(
+    run_id: str, case: Case, framework: str, version: str | None, device: str, result: Result, ref: Evaluation
+) -> dict[str, Any]:
+    """A row for one result, judged against the reference when it carries numbers."""
+    tol = tolerance(case.dtype, case.n_classes, case.n_elements)
+    row = {
+        "run_id": run_id, **case_fields(case), "framework": framework, "framework_version": version or "",
+        "api": result.api, "recipe": result.recipe, "recipe_code": result.recipe_code, "device": device,
+        "outcome": result.outcome or "", "error": result.error, "tol": tol, "explanation": "",
+    }  # fmt: skip
+    row.update(dict.fromkeys(NUMBERS[:-1], float("nan")))
+    row["ref_value"] = first(ref.value)
+    if result.outcome is None:
+        cmp = compare(result.value, result.grad, ref, case.dtype, tol)
+        row.update({k: getattr(cmp, k) for k in NUMBERS[:-1]})
+        row["outcome"], row["error"] = cmp.outcome, cmp.error
+    return row
+
+
+def placeholder_rows(
+    run_id: str, case: Case, adapter: Adapter, version: str | None, device: str, outcome: str, error: str,
+    ref: Evaluation,
+) -> list[dict[str, Any]]:
+    """Rows with no numbers (framework or device unavailable, worker crashed or timed out), one per
+    (api, recipe) that the framework would have run for this case."""
+    rows = []
+    for api in adapter.apis_for(case.spec):
+        for recipe in api.recipes(case.spec):
+            result = Result(api.name, recipe.name, recipe.code or "", "unsupported" if recipe.code is None else outcome,
+                            recipe.reason if recipe.code is None else error)  # fmt: skip
+            rows.append(accuracy_row(run_id, case, adapter.name, version, device, result, ref))
+    return rows

@@ -1,0 +1,171 @@
+"""Cases -> workers (one per framework and device kind) -> rows judged against the reference."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from adapters import reference, registry
+from adapters.reference import Evaluation
+from cases.names import FRAMEWORKS
+from cases.spec import Case
+from harness.rows import ACCURACY_COLUMNS, accuracy_row, placeholder_rows
+from harness.worker import Worker, WorkerDied
+
+Sink = Callable[[list[dict[str, Any]]], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    frameworks: tuple[str, ...] = FRAMEWORKS
+    devices: tuple[str, ...] = ("cpu",)
+    case_timeout: float = 120.0
+    jobs: int = 2
+    debug: bool = False
+    quiet: bool = False
+
+
+def device_kind(device: str) -> str:
+    """``cpu`` or ``gpu`` for a row's concrete device (``cuda:0`` -> ``gpu``)."""
+    return "cpu" if device == "cpu" else "gpu"
+
+
+def row_key(row: dict[str, Any]) -> tuple[str, str, str]:
+    """What a resumed run skips: a case already done by a framework on a device kind."""
+    return row["case_id"], row["framework"], device_kind(row["device"])
+
+
+@dataclass
+class Progress:
+    """One line per finished (framework, device); a live counter when stderr is a terminal."""
+
+    total: int
+    quiet: bool = False
+    done: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    live: bool = field(default_factory=lambda: sys.stderr.isatty())
+    t0: float = field(default_factory=time.perf_counter)
+
+    def step(self, label: str) -> None:
+        with self.lock:
+            self.done += 1
+            if self.live and not self.quiet:
+                el = time.perf_counter() - self.t0
+                print(f"\r  {self.done}/{self.total} case runs, {el:5.1f} s, {label}   ", end="", file=sys.stderr)
+
+    def line(self, text: str) -> None:
+        if self.quiet:
+            return
+        with self.lock:
+            print(("\r" if self.live else "") + text + " " * 20, file=sys.stderr)
+
+
+def _run_job(
+    framework: str, kind: str, cases: Sequence[Case], refs: dict[str, Evaluation], run_id: str,
+    options: RunOptions, sink: Sink, progress: Progress,
+) -> dict[str, Any]:  # fmt: skip
+    """All cases of one framework on one device kind; returns what env.json records of it."""
+    adapter = registry.load(framework)
+    version = adapter.version()
+    info: dict[str, Any] = {"version": version}
+    reason = adapter.unavailable()
+    if reason is not None:
+        for case in cases:
+            sink(placeholder_rows(run_id, case, adapter, version, kind, "unsupported", reason, refs[case.id]))
+            progress.step(framework)
+        info[kind] = reason
+        progress.line(f"{framework} {kind}: unsupported ({reason})")
+        return info
+
+    t0 = time.perf_counter()
+    worker = Worker(framework, kind, options.debug)
+    hello = None
+    try:
+        hello = worker.start()
+    except WorkerDied as e:
+        hello_error = (e.outcome, str(e))
+    else:
+        hello_error = ("unsupported", hello.reason) if hello.reason else None
+    device = hello.device if hello and hello.device else kind
+    info[kind] = hello.reason or hello.device if hello else hello_error[1]
+    if hello and hello.threads:
+        info["threads"] = hello.threads
+    counts: dict[str, int] = {}
+    try:
+        for case in cases:
+            if hello_error is not None:
+                rows = placeholder_rows(run_id, case, adapter, version, device, *hello_error, refs[case.id])
+            else:
+                try:
+                    results, _ = worker.run(case, options.case_timeout)
+                    rows = [accuracy_row(run_id, case, framework, version, device, r, refs[case.id]) for r in results]
+                except WorkerDied as e:
+                    rows = placeholder_rows(run_id, case, adapter, version, device, e.outcome, str(e), refs[case.id])
+                    progress.line(f"{framework} {kind}: {case.id}: {e.outcome}: {e}")
+                    try:
+                        worker.start()
+                    except WorkerDied as e2:
+                        hello_error = (e2.outcome, f"worker could not be restarted: {e2}")
+            for r in rows:
+                counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+            sink(rows)
+            progress.step(f"{framework} {kind}")
+    finally:
+        worker.stop()
+    summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+    took = time.perf_counter() - t0
+    progress.line(f"{framework} {kind} ({device}, {version}): {summary or 'nothing to do'} in {took:.1f} s")
+    return info
+
+
+def run_accuracy(
+    cases: Sequence[Case], options: RunOptions, run_id: str, sink: Sink,
+    skip: frozenset[tuple[str, str, str]] = frozenset(),
+) -> dict[str, Any]:  # fmt: skip
+    """Run every case through every (framework, device kind) in worker processes.
+
+    Rows go to `sink` as each case completes (it must be thread-safe; jobs run `options.jobs` at
+    a time). Keys in `skip` (from `row_key`) are not run again. Returns env.json's framework part.
+    """
+    refs = {c.id: reference.evaluate(c.spec, c.inputs()) for c in cases}
+    jobs = [(fw, kind) for fw in options.frameworks for kind in options.devices]
+    todo = {job: [c for c in cases if (c.id, *job) not in skip] for job in jobs}
+    progress = Progress(total=sum(len(v) for v in todo.values()), quiet=options.quiet)
+    lock = threading.Lock()
+
+    def locked_sink(rows: list[dict[str, Any]]) -> None:
+        with lock:
+            sink(rows)
+
+    info: dict[str, Any] = {}
+    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+        futures = {
+            job: pool.submit(_run_job, *job, todo[job], refs, run_id, options, locked_sink, progress)
+            for job in jobs
+            if todo[job]
+        }
+        for (fw, _kind), fut in futures.items():
+            for k, v in fut.result().items():
+                info.setdefault(fw, {})[k] = v
+    return info
+
+
+def accuracy_frame(rows: Sequence[dict[str, Any]], cases: Sequence[Case] = ()) -> pd.DataFrame:
+    """The tidy `accuracy` DataFrame, in case order, then framework, device, api, recipe."""
+    df = pd.DataFrame(list(rows), columns=list(ACCURACY_COLUMNS))
+    df["ignore_index"] = df["ignore_index"].astype("Int64")
+    df["weighted"] = df["weighted"].astype(bool)
+    order = {c.id: i for i, c in enumerate(cases)}
+    fw_order = {f: i for i, f in enumerate(FRAMEWORKS)}
+    df = df.assign(
+        _c=df["case_id"].map(order).fillna(len(order)), _f=df["framework"].map(fw_order).fillna(len(fw_order))
+    )
+    df = df.sort_values(["_c", "case_id", "_f", "device", "api", "recipe"], kind="stable")
+    return df.drop(columns=["_c", "_f"]).reset_index(drop=True)

@@ -1,0 +1,87 @@
+"""`harness.check` and `python -m harness check` on hand-made files, good and bad."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import harness
+from cases.names import UsageError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_check_function_on_seed000() -> None:
+    x = np.array([[-1.0, 1.0], [-1.0, 1.0], [1.0, -1.0]], dtype=np.float32)
+    df = harness.check(x, np.array([1, 1, 0]), frameworks="numpy")
+    assert set(df["outcome"]) == {"ok"}, df[["api", "recipe", "outcome", "error"]]
+    assert df["ref_value"].iloc[0] == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-15)
+    assert set(df["dtype"]) == {"float32"} and set(df["kind"]) == {"user"}
+
+
+def test_check_cli_json_with_torch(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    f = tmp_path / "mine.npz"
+    rng = np.random.default_rng(0)
+    np.savez(f, x=rng.normal(size=(5, 4)), target=np.array([0, 3, -100, 2, 1]), weight=np.array([1.0, 2.0, 0.5, 1.0]))
+    p = cli("check", "--npz", str(f), "--ignore-index", "-100", "--label-smoothing", "0.1", "--frameworks", "np,pytorch",
+            "--json")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(p.stdout)
+    got = {(r["framework"], r["api"].split(".")[-1], r["recipe"]): r["outcome"] for r in rows}
+    assert got[("torch", "cross_entropy", "matched")] == "ok", got
+    assert got[("numpy", "evaluate", "matched")] == "ok", got
+    assert all(r["dtype"] == "float64" and r["ignore_index"] == -100 for r in rows)
+
+
+BAD = [
+    # (arrays, extra options, text the one-line error must contain)
+    ({"x": np.zeros((3, 4))}, [], "Expected an array named 'target' in bad.npz. Received: arrays x"),
+    ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 4])}, [], "Expected target values in [0, 4) (no ignore_index given). Received: target value 4"),
+    ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 7])}, ["--ignore-index", "-100"], "Received: target value 7"),
+    ({"x": np.zeros((3, 4)), "target": np.array([0, 1])}, [], "Expected target of shape (3,) (x.shape without axis 1). Received: target.shape=(2,)"),
+    ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 2]), "weight": np.ones(3)}, [], "Expected weight of shape (4,) (one per class). Received: weight.shape=(3,)"),
+    ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 2]), "weight": np.array([1, np.nan, 1, 1])}, [], "Expected finite weights"),
+    ({"x": np.zeros((3, 4), dtype=np.int32), "target": np.array([0, 1, 2])}, [], "Received: x.dtype=int32"),
+    ({"x": np.zeros((3, 4)), "target": np.zeros((3, 4))}, ["--target", "index"], "Expected an integer target for target='index'"),
+    ({"x": np.zeros((3, 4)), "target": np.zeros((3, 5))}, [], "Expected target of shape (3, 4) (as x) for target='prob'. Received: target.shape=(3, 5)"),
+    ({"x": np.full((3, 4), 2.0), "target": np.array([0, 1, 2])}, ["--input", "probs"], "Expected x in [0, 1] for input='probs'"),
+    ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 2])}, ["--label-smoothing", "1.5"], "Expected label_smoothing in [0, 1]. Received: label_smoothing=1.5"),
+    ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 2])}, ["--reduction", "meen"], "Expected reduction in {none, sum, mean}. Received: reduction='meen'"),
+    ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 2])}, ["--frameworks", "pytorc"], "Expected framework in {numpy, torch, tensorflow, jax}. Received: framework='pytorc'"),
+    ({"x": np.zeros(3), "target": np.array([0, 1, 2])}, [], "Expected x of shape (N, C) or (N, C, d1, ...). Received: x.shape=(3,)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("arrays", "options", "message"), BAD, ids=[m[:40] for *_, m in BAD])
+def test_bad_inputs_get_one_line_and_exit_2(tmp_path: Path, arrays: dict, options: list, message: str) -> None:
+    f = tmp_path / "bad.npz"
+    np.savez(f, **arrays)
+    p = cli("check", "--npz", str(f), "--frameworks", "numpy", *options)
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], f"stderr={p.stderr!r}, but should hold {message!r}"
+
+
+def test_unreadable_file_is_a_usage_error(tmp_path: Path) -> None:
+    f = tmp_path / "junk.npz"
+    f.write_bytes(b"not a zip file")
+    p = cli("check", "--npz", str(f))
+    assert p.returncode == 2 and p.stderr.startswith("error: Expected a NumPy .npz file"), p.stderr
+    p = cli("check", "--npz", str(tmp_path / "missing.npz"))
+    assert p.returncode == 2 and "no such file" in p.stderr, p.stderr
+
+
+def test_check_function_raises_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"weight.shape=\(2,\)"):
+        harness.check(np.zeros((2, 3)), np.array([0, 1]), np.ones(2), frameworks="numpy")

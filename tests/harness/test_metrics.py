@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import numpy as np
+
+from adapters.reference import Evaluation
+from harness.metrics import compare
+from harness.tolerances import tolerance, ulp
+
+
+def ev(value, grad, scale=None) -> Evaluation:
+    value = np.asarray(value, float)
+    return Evaluation(value, np.asarray(grad, float), np.abs(value) if scale is None else np.asarray(scale, float))
+
+
+def test_ulp_matches_numpy_spacing() -> None:
+    for v, dt in [(1.0, "float32"), (3.0, "float16"), (1e-3, "float64"), (1e-45, "float32")]:
+        assert ulp(v, dt) == float(np.spacing(np.array(v, dtype=dt))), (v, dt)
+
+
+def test_ok_within_tolerance_and_mismatch_beyond() -> None:
+    ref = ev(1.0, [0.5, -0.5])
+    tol = tolerance("float32", 10, 64)
+    c = compare(np.array(1.0 + 2**-23), np.array([0.5, -0.5]), ref, "float32", tol)
+    assert c.outcome == "ok" and c.value_ulp_err == 1.0, c
+    c = compare(np.array(1.001), np.array([0.5, -0.5]), ref, "float32", tol)
+    assert c.outcome == "mismatch" and abs(c.value_rel_err - 1e-3) < 1e-12, c
+    c = compare(np.array(1.0), np.array([0.5, -0.4]), ref, "float32", tol)
+    assert c.outcome == "mismatch" and abs(c.grad_rel_err - 0.2) < 1e-12, c
+
+
+def test_nonfinite_is_its_own_outcome_and_equal_nans_are_ok() -> None:
+    ref = ev(np.nan, [0.0, 0.0], np.nan)
+    assert compare(np.array(np.nan), np.zeros(2), ref, "float64", 1e-14).outcome == "ok"
+    c = compare(np.array(100.0), np.zeros(2), ev(np.inf, [0.0, 0.0]), "float64", 1e-14)
+    assert c.outcome == "nonfinite" and "reference 1" in c.error
+    assert compare(np.array(np.nan), np.zeros(2), ev(np.inf, [0, 0]), "float64", 1e-14).outcome == "nonfinite"
+
+
+def test_scale_keeps_cancelled_losses_meaningful() -> None:
+    # a loss that cancels to 1e-10 from terms of size 10: an error of 1e-15 is rounding, not a bug
+    ref = ev(1e-10, [0.0], 10.0)
+    assert compare(np.array(1e-10 + 1e-15), np.zeros(1), ref, "float64", tolerance("float64", 10, 1)).outcome == "ok"
+
+
+def test_shape_mismatch_is_reported() -> None:
+    c = compare(np.zeros(3), np.zeros(2), ev(np.zeros(2), np.zeros(2)), "float64", 1e-14)
+    assert c.outcome == "mismatch" and "shape" in c.error
