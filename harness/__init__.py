@@ -9,7 +9,7 @@ __all__ = ["__version__", "check"]
 
 def __getattr__(name: str):  # harness.check without importing pandas on `import harness`
     if name == "check":
-        from harness.check import check
+        from harness.check_tensors import check
 
         return check
     raise AttributeError(name)

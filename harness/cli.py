@@ -146,7 +146,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from harness.check import check, load_npz
+    from harness.check_tensors import check, load_npz
 
     arrays = load_npz(args.npz)
     df = check(
