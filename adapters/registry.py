@@ -18,7 +18,11 @@ assert set(MODULES) == set(FRAMEWORKS)
 
 
 def load(name: str) -> Adapter:
-    """The adapter object for a canonical framework name (see `cases.names.choose` for aliases)."""
+    """The adapter for a canonical framework name (see `cases.names.choose` for aliases), or for
+    ``package.module:ATTR``, an adapter object of your own (how the tests inject faulty frameworks)."""
+    if ":" in name:
+        module, attr = name.split(":", 1)
+        return getattr(importlib.import_module(module), attr)
     return importlib.import_module(MODULES[name]).ADAPTER
 
 

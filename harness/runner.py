@@ -17,7 +17,7 @@ from adapters.reference import Evaluation
 from cases.names import FRAMEWORKS
 from cases.spec import Case
 from harness.rows import ACCURACY_COLUMNS, accuracy_row, placeholder_rows
-from harness.worker import Worker, WorkerDied
+from harness.worker import Interrupted, Worker, WorkerDied
 
 Sink = Callable[[list[dict[str, Any]]], None]
 
@@ -69,7 +69,7 @@ class Progress:
 
 def _run_job(
     framework: str, kind: str, cases: Sequence[Case], refs: dict[str, Evaluation], run_id: str,
-    options: RunOptions, sink: Sink, progress: Progress,
+    options: RunOptions, sink: Sink, progress: Progress, stop: threading.Event,
 ) -> dict[str, Any]:  # fmt: skip
     """All cases of one framework on one device kind; returns what env.json records of it."""
     adapter = registry.load(framework)
@@ -100,12 +100,14 @@ def _run_job(
     counts: dict[str, int] = {}
     try:
         for case in cases:
+            if stop.is_set():
+                break
             if hello_error is not None:
                 rows = placeholder_rows(run_id, case, adapter, version, device, *hello_error, refs[case.id])
             else:
                 try:
-                    results, _ = worker.run(case, options.case_timeout)
-                    rows = [accuracy_row(run_id, case, framework, version, device, r, refs[case.id]) for r in results]
+                    results, _ = worker.run(case, options.case_timeout, stop)
+                    rows = [accuracy_row(run_id, case, adapter.name, version, device, r, refs[case.id]) for r in results]
                 except WorkerDied as e:
                     rows = placeholder_rows(run_id, case, adapter, version, device, e.outcome, str(e), refs[case.id])
                     progress.line(f"{framework} {kind}: {case.id}: {e.outcome}: {e}")
@@ -117,6 +119,8 @@ def _run_job(
                 counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
             sink(rows)
             progress.step(f"{framework} {kind}")
+    except Interrupted:
+        pass
     finally:
         worker.stop()
     summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
@@ -145,15 +149,22 @@ def run_accuracy(
             sink(rows)
 
     info: dict[str, Any] = {}
-    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
+    try:
         futures = {
-            job: pool.submit(_run_job, *job, todo[job], refs, run_id, options, locked_sink, progress)
+            job: pool.submit(_run_job, *job, todo[job], refs, run_id, options, locked_sink, progress, stop)
             for job in jobs
             if todo[job]
         }
         for (fw, _kind), fut in futures.items():
             for k, v in fut.result().items():
-                info.setdefault(fw, {})[k] = v
+                info.setdefault(registry.load(fw).name, {})[k] = v
+    except BaseException:  # Ctrl-C / SIGTERM: let every job drop its case in flight and return
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     return info
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -53,6 +54,10 @@ def serve(conn: Connection, framework: str, device_kind: str, debug: bool) -> No
         if case is None:
             return
         conn.send(adapter.run_case(case, device, debug))
+
+
+class Interrupted(Exception):
+    """The run was interrupted while a case was in flight; the case is not recorded."""
 
 
 class WorkerDied(Exception):
@@ -102,15 +107,22 @@ class Worker:
             raise WorkerDied("crashed", f"worker died while starting: {describe_exit(self.process.exitcode)}") from None
         return self.hello
 
-    def run(self, case: Case, timeout_s: float) -> tuple[list[Result], float]:
-        """The results for one case and the seconds it took, or raise WorkerDied."""
+    def run(self, case: Case, timeout_s: float, stop: threading.Event | None = None) -> tuple[list[Result], float]:
+        """The results for one case and the seconds it took, or raise WorkerDied.
+
+        Waits in short slices so that `stop` (an interrupt of the run) is honoured within ~0.2 s.
+        """
         assert self.conn is not None
         t0 = time.perf_counter()
         try:
             self.conn.send(case)
-            if not self.conn.poll(timeout_s):
-                self.kill()
-                raise WorkerDied("timeout", f"no answer within --case-timeout={timeout_s:g} s; worker restarted")
+            while not self.conn.poll(0.2):
+                if stop is not None and stop.is_set():
+                    self.kill()
+                    raise Interrupted
+                if time.perf_counter() - t0 > timeout_s:
+                    self.kill()
+                    raise WorkerDied("timeout", f"no answer within --case-timeout={timeout_s:g} s; worker restarted")
             return self.conn.recv(), time.perf_counter() - t0
         except (EOFError, OSError, BrokenPipeError):
             self.process.join(5)

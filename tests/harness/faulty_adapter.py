@@ -1,0 +1,46 @@
+"""Adapters that fail for real, to test that a run outlives them (loaded as ``tests.harness.faulty_adapter:NAME``).
+
+Each computes the reference (so its other rows are `ok`) except on cases with reduction='sum',
+where it aborts the process, hangs, or is killed by a signal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from adapters import reference
+from adapters.base import Adapter, Api, Recipe
+from cases.spec import Inputs, LossSpec
+
+CODE = "loss = reference(x, y, w)"
+
+
+class Faulty(Adapter):
+    package = "numpy"
+    apis = (Api("faulty.loss", lambda s: True, lambda s: (Recipe("native", CODE), Recipe("matched", None, "none"))),)
+
+    def __init__(self, name: str, fault: Callable[[], None]) -> None:
+        self.name, self.fault = name, fault
+
+    def device(self, kind: str) -> str:
+        return "cpu"
+
+    def compile(self, code: str) -> Callable[..., Any]:
+        return reference.evaluate
+
+    def evaluate(self, fn, spec: LossSpec, inputs: Inputs, dtype: str, device: str) -> tuple[np.ndarray, np.ndarray]:
+        if spec.reduction == "sum":
+            self.fault()
+        ev = fn(spec, inputs)
+        return ev.value, ev.grad
+
+
+ABORTS = Faulty("aborts", os.abort)
+HANGS = Faulty("hangs", lambda: time.sleep(3600))
+KILLED = Faulty("killed", lambda: os.kill(os.getpid(), signal.SIGKILL))
