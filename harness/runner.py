@@ -107,7 +107,8 @@ def _run_job(
             else:
                 try:
                     results, _ = worker.run(case, options.case_timeout, stop)
-                    rows = [accuracy_row(run_id, case, adapter.name, version, device, r, refs[case.id]) for r in results]
+                    ref = refs[case.id]
+                    rows = [accuracy_row(run_id, case, adapter.name, version, device, r, ref) for r in results]
                 except WorkerDied as e:
                     rows = placeholder_rows(run_id, case, adapter, version, device, e.outcome, str(e), refs[case.id])
                     progress.line(f"{framework} {kind}: {case.id}: {e.outcome}: {e}")
