@@ -74,7 +74,8 @@ class Result:
 def py(v: Any) -> str:
     """A Python literal for a snippet (repr, but floats without noise: 0.1 not 0.1000000001)."""
     if isinstance(v, float):
-        return f"{v:g}"
+        short = f"{v:g}"
+        return short if float(short) == v else repr(v)
     return repr(v)
 
 

@@ -103,54 +103,69 @@ def _reduce(spec: LossSpec, loss, scale, grad, denominator, dt) -> Evaluation:
     return Evaluation(np.asarray(total / d), grad / d, np.asarray(total_scale / abs(d)))
 
 
-def _softmax(spec: LossSpec, inputs: Inputs, dt: np.dtype) -> Evaluation:
-    x = np.asarray(inputs.x).astype(dt)
+def softmax_coefficients(
+    spec: LossSpec, inputs: Inputs, dt: np.dtype, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The coefficients ``a[i, c]`` of ``-log p[i, c]`` and the mean's denominator D (module docstring).
+
+    `labels` replaces the index targets (the variants read out-of-range labels differently).
+    """
+    x = np.asarray(inputs.x)
     ndim, c = x.ndim, x.shape[1]
     w = np.ones(c, dt) if inputs.weight is None else np.asarray(inputs.weight).astype(dt)
     wc = _class_axis(w, ndim)
     e = dt.type(spec.label_smoothing)
-
-    if spec.target == "index":
-        y = np.asarray(inputs.target)
-        valid = np.ones(y.shape, bool) if spec.ignore_index is None else y != spec.ignore_index
-        bad = valid & ((y < 0) | (y >= c))
-        if bad.any():
-            raise ValueError(
-                f"Expected target in [0, {c}) or == ignore_index={spec.ignore_index}. "
-                f"Received: target value {int(y[bad].flat[0])}"
-            )
-        y_safe = np.where(valid, y, 0)
-        onehot = np.expand_dims(y_safe, 1) == _class_axis(np.arange(c), ndim)
-        a = wc * ((1 - e) * onehot + (e / dt.type(c)) * np.expand_dims(valid, 1))
-        a = np.where(np.expand_dims(valid, 1), a, dt.type(0)).astype(dt)
-        denominator = (w[y_safe] * valid).sum(dtype=dt)
-    else:
+    if spec.target == "prob":
         t = np.asarray(inputs.target).astype(dt)
-        a = (wc * ((1 - e) * t + e / dt.type(c))).astype(dt)
-        denominator = dt.type(x.size // c)
+        return (wc * ((1 - e) * t + e / dt.type(c))).astype(dt), np.asarray(x.size // c, dt)
+    y = np.asarray(inputs.target if labels is None else labels)
+    valid = np.ones(y.shape, bool) if spec.ignore_index is None else y != spec.ignore_index
+    bad = valid & ((y < 0) | (y >= c))
+    if bad.any():
+        raise ValueError(
+            f"Expected target in [0, {c}) or == ignore_index={spec.ignore_index}. "
+            f"Received: target value {int(y[bad].flat[0])}"
+        )
+    y_safe = np.where(valid, y, 0)
+    onehot = np.expand_dims(y_safe, 1) == _class_axis(np.arange(c), ndim)
+    a = wc * ((1 - e) * onehot + (e / dt.type(c)) * np.expand_dims(valid, 1))
+    a = np.where(np.expand_dims(valid, 1), a, dt.type(0)).astype(dt)
+    return a, (w[y_safe] * valid).sum(dtype=dt)
 
-    if spec.input == "logits":
-        m = x.max(axis=1, keepdims=True)
-        lse = m + np.log(np.exp(x - m).sum(axis=1, keepdims=True, dtype=dt))
-        logp = x - lse
-        term_scale = np.abs(lse) + np.where(np.isfinite(x), np.abs(x), 0)
-    elif spec.input == "log_probs":
-        logp = x
-        term_scale = np.abs(x)
-    else:
-        logp = np.log(x)
-        term_scale = np.abs(logp)
 
-    used = a != 0
-    loss = -np.where(used, a * logp, dt.type(0)).sum(axis=1, dtype=dt)
-    scale = np.where(used, np.abs(a) * term_scale, dt.type(0)).sum(axis=1, dtype=dt)
-    if spec.input == "logits":
-        grad = -a + np.exp(logp) * a.sum(axis=1, keepdims=True, dtype=dt)
-    elif spec.input == "log_probs":
-        grad = -a
-    else:
-        grad = np.where(used, -a / x, dt.type(0))
-    return _reduce(spec, loss, scale, grad.astype(dt), denominator, dt)
+def softmax_from_coefficients(
+    spec: LossSpec, x: np.ndarray, a: np.ndarray, denominator: np.ndarray, dt: np.dtype
+) -> Evaluation:
+    """``l_i = -sum_c a[i, c] log p[i, c]`` with its gradient, reduced as `spec` says."""
+    x = np.asarray(x).astype(dt)
+    with np.errstate(all="ignore"):
+        if spec.input == "logits":
+            m = x.max(axis=1, keepdims=True)
+            lse = m + np.log(np.exp(x - m).sum(axis=1, keepdims=True, dtype=dt))
+            logp = x - lse
+            term_scale = np.abs(lse) + np.where(np.isfinite(x), np.abs(x), 0)
+        elif spec.input == "log_probs":
+            logp = x
+            term_scale = np.abs(x)
+        else:
+            logp = np.log(x)
+            term_scale = np.abs(logp)
+
+        used = a != 0
+        loss = -np.where(used, a * logp, dt.type(0)).sum(axis=1, dtype=dt)
+        scale = np.where(used, np.abs(a) * term_scale, dt.type(0)).sum(axis=1, dtype=dt)
+        if spec.input == "logits":
+            grad = -a + np.exp(logp) * a.sum(axis=1, keepdims=True, dtype=dt)
+        elif spec.input == "log_probs":
+            grad = -a
+        else:
+            grad = np.where(used, -a / x, dt.type(0))
+        return _reduce(spec, loss, scale, grad.astype(dt), denominator, dt)
+
+
+def _softmax(spec: LossSpec, inputs: Inputs, dt: np.dtype) -> Evaluation:
+    a, denominator = softmax_coefficients(spec, inputs, dt)
+    return softmax_from_coefficients(spec, inputs.x, a, denominator, dt)
 
 
 def _sigmoid(spec: LossSpec, inputs: Inputs, dt: np.dtype) -> Evaluation:

@@ -62,11 +62,15 @@ def _smooth_binary(spec: LossSpec) -> str:
 
 
 def _bce_with_logits(spec: LossSpec) -> tuple[Recipe, Recipe]:
-    call = "loss = F.binary_cross_entropy_with_logits(x, y, " + kwargs_code(
-        pos_weight=W if spec.weighted else None, reduction=spec.reduction
-    ) + ")"
-    native = Recipe("native", call) if not spec.label_smoothing else Recipe(
-        "native", None, "binary_cross_entropy_with_logits has no label_smoothing argument"
+    call = (
+        "loss = F.binary_cross_entropy_with_logits(x, y, "
+        + kwargs_code(pos_weight=W if spec.weighted else None, reduction=spec.reduction)
+        + ")"
+    )
+    native = (
+        Recipe("native", call)
+        if not spec.label_smoothing
+        else Recipe("native", None, "binary_cross_entropy_with_logits has no label_smoothing argument")
     )
     return native, Recipe("matched", _smooth_binary(spec) + call)
 
@@ -76,8 +80,10 @@ def _bce(spec: LossSpec) -> tuple[Recipe, Recipe]:
         why = "binary_cross_entropy has a per-element weight but no pos_weight"
         return Recipe("native", None, why), Recipe("matched", None, why)
     call = f"loss = F.binary_cross_entropy(x, y, reduction={spec.reduction!r})"
-    native = Recipe("native", call) if not spec.label_smoothing else Recipe(
-        "native", None, "binary_cross_entropy has no label_smoothing argument"
+    native = (
+        Recipe("native", call)
+        if not spec.label_smoothing
+        else Recipe("native", None, "binary_cross_entropy has no label_smoothing argument")
     )
     return native, Recipe("matched", _smooth_binary(spec) + call)
 

@@ -83,8 +83,10 @@ def make(case: Case) -> Inputs:
             target = target * rng.uniform(0.5, 1.5, size=spatial)[:, None]
     x = z
     if spec.input == "log_probs":
-        x = z - np.log(np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True)) - z.max(
-            axis=1, keepdims=True
+        x = (
+            z
+            - np.log(np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True))
+            - z.max(axis=1, keepdims=True)
         )
     elif spec.input == "probs":
         x = _softmax(z)

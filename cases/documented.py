@@ -5,7 +5,9 @@ two are not, and those are the porting mistakes the harness exists to explain:
 
 - seed 001 passes probabilities [0.3, 0.3, 0.4] to nn.CrossEntropyLoss (which reads them as
   logits) and prints -log(0.4) = 0.9163, the loss of the *probabilities* for class 2 (its one-hot
-  label [0, 0, 1]). CrossEntropyLoss on those inputs gives 1.1331 for the coded label 1.
+  label [0, 0, 1]). CrossEntropyLoss on those inputs gives 1.0331. (The article's code line says
+  ``labels = torch.tensor([1])``, which contradicts both its label [0, 0, 1] and its -log(0.4); the
+  case uses class 2, the label the article reasons with. With class 1 the loss would be 1.1331.)
 - seed 004 takes the softmax over dim=0 (the batch) instead of the class axis and gets 1.3654
   (printed later as 0.1365); the cross-entropy of its inputs is 1.0778. Its NLLLoss on the raw
   scores (logits read as log-probabilities) prints -0.1399, which is right for that call.
@@ -57,7 +59,7 @@ _EXAMPLES = (
         "seed001",
         LossSpec(),
         [[0.3, 0.3, 0.4]],
-        [1],
+        [2],
         (("nn.CrossEntropyLoss()(outputs, labels)", 0.9163),),
         "001: probabilities passed to CrossEntropyLoss as logits; the printed 0.9163 is -log(0.4), "
         "not what CrossEntropyLoss returns for these inputs.",

@@ -21,6 +21,7 @@ def _specs() -> Iterator[tuple[str, LossSpec, tuple[int, ...], str]]:
     yield "binary", LossSpec(**sig, weighted=True), (N, 4), "hard"
     yield "binary", LossSpec(**sig, weighted=True), (N, 4), "soft"
     yield "binary", LossSpec(**sig, input="probs"), (N, 4), "hard"
+    yield "binary", LossSpec(**sig, input="probs"), (N, 4), "p01"
     yield "binary", LossSpec(**sig, input="probs", reduction="sum"), (N, 4), "p01"
     yield "binary", LossSpec(**sig, input="probs"), (N, 4), "p01soft"
 
@@ -68,9 +69,7 @@ def _specs() -> Iterator[tuple[str, LossSpec, tuple[int, ...], str]]:
     yield "edge", LossSpec(target="prob"), (N, C), "unnormalised"
 
 
-def default_cases(
-    kinds: Iterable[str] = KINDS, dtypes: Iterable[str] = DTYPES, seed: int = 0
-) -> list[Case]:
+def default_cases(kinds: Iterable[str] = KINDS, dtypes: Iterable[str] = DTYPES, seed: int = 0) -> list[Case]:
     """The default set, filtered to `kinds` and `dtypes`; ids are unique and stable for a seed."""
     kinds, dtypes = tuple(kinds), tuple(dtypes)
     cases = [

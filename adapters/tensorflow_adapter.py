@@ -1,0 +1,459 @@
+"""TensorFlow: tf.nn.*_cross_entropy_with_logits and keras.losses.*Crossentropy.
+
+Layout convention: TensorFlow and Keras put classes on the LAST axis. `evaluate` moves axis 1 of
+``x`` (and of probability targets) to the end before calling a recipe and moves the gradient back,
+so every snippet below sees ``x`` as (N, d1..dk, C), index targets ``y`` as int64 (N, d1..dk) and
+``w`` as (C,) class weights or pos_weight (or None). Snippets assign ``loss``; for
+``reduction='none'`` the gradient taken is that of the sum of the elements.
+
+What differs from the canonical (PyTorch) semantics, and so shows in the `native` rows:
+
+- ``tf.nn.softmax_cross_entropy_with_logits`` computes its gradient as ``softmax(x) - labels``,
+  which is right only when every label row sums to 1 ("If they are not, the computation of the
+  gradient will be incorrect": https://www.tensorflow.org/api_docs/python/tf/nn/softmax_cross_entropy_with_logits).
+  Keras' CategoricalCrossentropy(from_logits=True) calls it, so the same holds there. It also
+  computes ``labels * (lse - x)``, which is 0 * inf = NaN where a logit is -inf, even for a zero
+  label. The matched recipes normalise the labels (moving the row sum into a factor) and clamp
+  -inf logits to the dtype's finite minimum.
+- ``tf.nn.sparse_softmax_cross_entropy_with_logits`` raises for labels outside [0, C) on CPU
+  (NaN on GPU): https://www.tensorflow.org/api_docs/python/tf/nn/sparse_softmax_cross_entropy_with_logits.
+  None of the tf.nn functions has class weights, ignore_index or label smoothing.
+- Keras losses compute in ``keras.backend.floatx()`` (float32) unless ``dtype=`` is given, reduce
+  ``sum_over_batch_size`` (the sum divided by the number of elements, also with sample weights),
+  clip probabilities to [1e-7, 1 - 1e-7] (``backend.epsilon()`` in
+  keras/src/backend/tensorflow/nn.py), renormalise probabilities along the class axis
+  (CategoricalCrossentropy, and SparseCategoricalCrossentropy through log_softmax(log x)), which
+  adds ``sum(a) / sum(x)`` to the gradient, divide with divide_no_nan (0, not NaN, when every
+  target is ignored), and BinaryCrossentropy averages over the last axis:
+  https://keras.io/api/losses/probabilistic_losses/.
+
+`native` rows call each API the way a port first does (no ``dtype=``, so Keras runs in float32);
+`matched` rows pass ``dtype=keras.backend.result_type(x.dtype, 'float32')`` (float64 stays
+float64; half-precision inputs keep Keras' float32 loss, which also keeps sparse labels exact).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from adapters.base import Adapter, Api, Recipe, Unavailable, make_function, py
+from cases.spec import Inputs, LossSpec
+
+DISTRIBUTIONS = ("tensorflow-cpu", "tensorflow", "tensorflow-macos", "tf-nightly")
+KERAS_DTYPE = "keras.backend.result_type(x.dtype, 'float32')"
+CLAMP = "x = tf.maximum(x, x.dtype.min)  # a -inf logit gives 0 * inf = NaN even where its label is 0"
+NAN_IF_ALL_IGNORED = "loss = tf.where(tf.reduce_any(keep), loss, float('nan'))  # PyTorch: NaN when all are ignored"
+
+
+def load_tensorflow() -> tuple[Any, Any]:
+    """``(tensorflow, keras)``, imported quietly on first use, with GPU memory growth on."""
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ INFO/WARNING/ERROR logs, oneDNN notice
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = "tensorflow"  # the snippets hand Keras TensorFlow tensors
+    import keras
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    if keras.backend.backend() != "tensorflow":
+        raise Unavailable(f"keras runs on the {keras.backend.backend()!r} backend, not 'tensorflow'")
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            if not tf.config.experimental.get_memory_growth(gpu):
+                tf.config.experimental.set_memory_growth(gpu, True)  # do not grab the whole GPU
+        except RuntimeError:  # GPUs already initialised by someone else: leave them as they are
+            pass
+    return tf, keras
+
+
+def _join(*lines: str | None) -> str:
+    """The snippet's lines; ``l = X`` followed by ``loss = f(l)`` becomes ``loss = f(X)``."""
+    kept = "\n".join(line for line in lines if line).split("\n")
+    if len(kept) > 1 and kept[-2].startswith("l = ") and "#" not in kept[-2]:
+        last = re.fullmatch(r"loss = (tf\.reduce_(?:sum|mean)\()?l(\)?)", kept[-1])
+        if last and bool(last.group(1)) == bool(last.group(2)):
+            kept[-2:] = [f"loss = {last.group(1) or ''}{kept[-2][4:]}{last.group(2) or ''}"]
+    return "\n".join(kept)
+
+
+def _unsupported(why: str) -> tuple[Recipe, Recipe]:
+    return Recipe("native", None, why), Recipe("matched", None, why)
+
+
+# -- shared pieces -------------------------------------------------------------------------------
+
+
+def _reduce(spec: LossSpec) -> str:
+    """Canonical reduction of the per-element loss ``l`` (ignored elements already 0 in it)."""
+    if spec.reduction == "none":
+        return "loss = l"
+    if spec.reduction == "sum":
+        return "loss = tf.reduce_sum(l)"
+    if spec.family == "sigmoid" or spec.target == "prob" or not (spec.weighted or spec.ignore_index is not None):
+        return "loss = tf.reduce_mean(l)"
+    # Index targets: divide by the summed weight of the kept targets. tf.where (not a 0/1 mask)
+    # keeps the gradient 0, not inf * 0, when that sum is 0 and the value is 0/0 = NaN.
+    if spec.weighted:
+        d = "tf.gather(w, y)" if spec.ignore_index is None else "tf.where(keep, tf.gather(w, y), 0)"
+    else:
+        d = "tf.cast(keep, l.dtype)"
+    return f"loss = tf.reduce_sum(l) / tf.reduce_sum({d})"
+
+
+def _native_reduce(spec: LossSpec, expr: str) -> str:
+    """The tf.nn port: the framework's own mean (tf.reduce_mean of the per-example losses)."""
+    return {"none": f"loss = {expr}", "sum": f"loss = tf.reduce_sum({expr})", "mean": f"loss = tf.reduce_mean({expr})"}[
+        spec.reduction
+    ]
+
+
+def _keep(spec: LossSpec) -> str | None:
+    if spec.ignore_index is None:
+        return None
+    return f"keep = y != {spec.ignore_index}\ny = tf.where(keep, y, 0)  # labels outside [0, C) raise on CPU"
+
+
+def _smooth_sigmoid(spec: LossSpec) -> str | None:
+    e = spec.label_smoothing
+    return f"y = y * {py(1 - e)} + {py(e / 2)}" if e else None
+
+
+_SUM_TO_ONE = "s = tf.reduce_sum({a}, axis=-1, keepdims=True)  # labels must sum to 1 for a correct gradient"
+
+
+def _soft_labels(spec: LossSpec) -> tuple[str | None, str, str | None]:
+    """Lines building the softmax labels, the labels expression, and the per-element factor.
+
+    Labels must sum to 1 for tf.nn.softmax_cross_entropy_with_logits' gradient, so where they may
+    not (probability targets, or class weights with smoothing) the coefficients ``a`` are
+    normalised and their row sum becomes the per-element factor.
+    """
+    e = spec.label_smoothing
+    smooth = f" * {py(1 - e)} + {py(e)} / x.shape[-1]" if e else ""
+    if spec.target == "index":
+        onehot = "tf.one_hot(y, x.shape[-1], dtype=x.dtype)"
+        if not (spec.weighted and e):
+            return f"t = {onehot}{smooth}", "t", ("tf.gather(w, y)" if spec.weighted else None)
+        a = f"a = ({onehot}{smooth}) * w"
+    else:
+        if not (e or spec.weighted):
+            return _SUM_TO_ONE.format(a="y"), "tf.math.divide_no_nan(y, s)", "s[..., 0]"
+        t = f"(y{smooth})" if e and spec.weighted else f"y{smooth}"
+        a = f"a = {t} * w" if spec.weighted else f"a = {t}"
+    return a + "\n" + _SUM_TO_ONE.format(a="a"), "tf.math.divide_no_nan(a, s)", "s[..., 0]"
+
+
+def _xlogy_softmax(spec: LossSpec) -> str:
+    """Probability inputs, computed from x itself: Keras clips and renormalises (module docstring).
+
+    tf.math.xlogy is 0 where the coefficient is 0 (also at x = 0) and its gradient a / x is 0 there.
+    """
+    e = spec.label_smoothing
+    smooth = f" * {py(1 - e)} + {py(e)} / x.shape[-1]" if e else ""
+    t = "tf.one_hot(y, x.shape[-1], dtype=x.dtype)" if spec.target == "index" else "y"
+    a = f"({t}{smooth}) * w" if spec.weighted else f"{t}{smooth}"
+    return _join(
+        "# Keras clips x to [1e-7, 1 - 1e-7] and renormalises it (keras/src/backend/tensorflow/nn.py): use log(x)",
+        _keep(spec),
+        f"l = -tf.reduce_sum(tf.math.xlogy({a}, x), axis=-1)",
+        "l = tf.where(keep, l, 0)" if spec.ignore_index is not None else None,
+        _reduce(spec),
+    )
+
+
+def _xlogy_sigmoid(spec: LossSpec) -> str:
+    pos = "w * y" if spec.weighted else "y"
+    return _join(
+        "# Keras clips x to [1e-7, 1 - 1e-7] (keras/src/backend/tensorflow/nn.py): use log(x), log1p(-x)",
+        _smooth_sigmoid(spec),
+        f"l = -(tf.math.xlogy({pos}, x) + tf.math.xlog1py(1 - y, -x))",
+        _reduce(spec),
+    )
+
+
+def _keras_reduction(spec: LossSpec) -> str:
+    return {"none": "'none'", "sum": "'sum'", "mean": "'sum_over_batch_size'"}[spec.reduction]
+
+
+# -- tf.nn ---------------------------------------------------------------------------------------
+
+
+def _softmax_xent(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    api = "tf.nn.softmax_cross_entropy_with_logits"
+    if spec.label_smoothing:
+        native = Recipe("native", None, f"{api} has no label_smoothing argument")
+    elif spec.target == "prob" and spec.weighted:
+        native = Recipe("native", None, f"{api} has no class-weight argument")
+    elif spec.target == "prob":
+        native = Recipe("native", _native_reduce(spec, f"{api}(labels=y, logits=x)"))
+    else:  # the usual port of index targets: one-hot labels, class weights per example
+        call = f"{api}(labels=tf.one_hot(y, x.shape[-1], dtype=x.dtype), logits=x)"
+        native = Recipe("native", _native_reduce(spec, f"tf.gather(w, y) * {call}" if spec.weighted else call))
+
+    prep, labels, factor = _soft_labels(spec)
+    call = f"{api}(labels={labels}, logits=x)"
+    matched = _join(
+        CLAMP,
+        _keep(spec),
+        prep,
+        f"l = {factor} * {call}" if factor else f"l = {call}",
+        "l = tf.where(keep, l, 0)" if spec.ignore_index is not None else None,
+        _reduce(spec),
+    )
+    return native, Recipe("matched", matched)
+
+
+def _sparse_xent(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    api = "tf.nn.sparse_softmax_cross_entropy_with_logits"
+    if spec.target != "index":
+        return _unsupported(f"{api} takes class indices only")
+    call = f"{api}(labels=y, logits=x)"
+    if spec.label_smoothing:
+        native = Recipe("native", None, f"{api} has no label_smoothing argument")
+    else:  # ignore_index has no argument either: the labels go in as they are (and raise on CPU)
+        native = Recipe("native", _native_reduce(spec, f"tf.gather(w, y) * {call}" if spec.weighted else call))
+
+    term = f"tf.gather(w, y) * {call}" if spec.weighted else call
+    e = spec.label_smoothing
+    if e:  # smoothing spreads e over every class: the sparse term plus e/C times the class sum
+        logp = "w * tf.nn.log_softmax(x)" if spec.weighted else "tf.nn.log_softmax(x)"
+        term = f"{py(1 - e)} * {term} - {py(e)} / x.shape[-1] * tf.reduce_sum({logp}, axis=-1)"
+    matched = _join(
+        _keep(spec),
+        f"l = {term}",
+        "l = tf.where(keep, l, 0)" if spec.ignore_index is not None else None,
+        _reduce(spec),
+    )
+    return native, Recipe("matched", matched)
+
+
+def _sigmoid_xent(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    api = "tf.nn.sigmoid_cross_entropy_with_logits"
+    call = f"{api}(labels=y, logits=x)"
+    if spec.weighted:
+        native = Recipe("native", None, f"{api} has no pos_weight argument (weighted_cross_entropy_with_logits has)")
+    elif spec.label_smoothing:
+        native = Recipe("native", None, f"{api} has no label_smoothing argument")
+    else:
+        native = Recipe("native", _native_reduce(spec, call))
+    matched = _join(
+        _smooth_sigmoid(spec),
+        f"l = {call}",
+        "l = l + (w - 1) * y * tf.math.softplus(-x)  # pos_weight w scales the -log(sigmoid(x)) term"
+        if spec.weighted
+        else None,
+        _reduce(spec),
+    )
+    return native, Recipe("matched", matched)
+
+
+def _weighted_xent(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    api = "tf.nn.weighted_cross_entropy_with_logits"
+    call = f"{api}(labels=y, logits=x, pos_weight={'w' if spec.weighted else '1.0'})"
+    if spec.label_smoothing:
+        native = Recipe("native", None, f"{api} has no label_smoothing argument")
+    else:
+        native = Recipe("native", _native_reduce(spec, call))
+    return native, Recipe("matched", _join(_smooth_sigmoid(spec), f"l = {call}", _reduce(spec)))
+
+
+# -- Keras ---------------------------------------------------------------------------------------
+
+
+def _keras_args(**kwargs: Any) -> str:
+    return ", ".join(f"{k}={v}" for k, v in kwargs.items() if v is not None)
+
+
+def _categorical(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    api = "keras.losses.CategoricalCrossentropy"
+    logits = spec.input == "logits"
+    e = spec.label_smoothing
+    if spec.target == "prob" and spec.weighted:
+        native = Recipe("native", None, f"{api} has no class-weight argument (sample_weight weights whole samples)")
+    else:
+        y = "tf.one_hot(y, x.shape[-1])" if spec.target == "index" else "y"
+        args = _keras_args(from_logits=logits, label_smoothing=py(e) if e else None, reduction=_keras_reduction(spec))
+        sw = ", sample_weight=tf.gather(w, y)" if spec.weighted else ""
+        native = Recipe("native", f"loss = {api}({args})({y}, x{sw})")
+    if not logits:
+        return native, Recipe("matched", _xlogy_softmax(spec))
+
+    # Matched: Keras smooths one-hot labels as the reference does; class weights become sample
+    # weights (per-element factor), and the mean divides by the kept targets' summed weight.
+    lines = [CLAMP, _keep(spec)]
+    ii = spec.ignore_index is not None
+    if spec.target == "index" and not (spec.weighted and e):
+        labels, smoothing = "tf.one_hot(y, x.shape[-1])", (py(e) if e else None)
+        sw = "tf.gather(w, y)" if spec.weighted else None
+    else:
+        prep, labels, sw = _soft_labels(spec)
+        lines.append(prep)
+        smoothing = None
+    if ii:
+        sw = f"tf.where(keep, {sw}, 0)" if sw else "tf.cast(keep, x.dtype)"
+    reduction = _keras_reduction(spec)
+    if spec.reduction == "mean" and spec.target == "index" and (spec.weighted or ii):
+        if spec.weighted and e:  # the sample weights are row sums of w * t', not w[y]: divide by hand
+            d = "tf.where(keep, tf.gather(w, y), 0)" if ii else "tf.gather(w, y)"
+            lines.append(f"d = tf.reduce_sum({d})")
+            sw, reduction = f"tf.math.divide_no_nan({sw}, d)", "'sum'"
+        else:
+            reduction = "'mean_with_sample_weight'"  # sum(w[y] * l) / sum(w[y]), PyTorch's weighted mean
+    args = _keras_args(from_logits=True, label_smoothing=smoothing, reduction=reduction, dtype=KERAS_DTYPE)
+    lines.append(f"loss = {api}({args})({labels}, x{', sample_weight=' + sw if sw else ''})")
+    if ii and spec.reduction == "mean":
+        lines.append(NAN_IF_ALL_IGNORED)
+    return native, Recipe("matched", _join(*lines))
+
+
+def _sparse_categorical(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    api = "keras.losses.SparseCategoricalCrossentropy"
+    if spec.target != "index":
+        return _unsupported(f"{api} takes class indices only")
+    if spec.label_smoothing:
+        return _unsupported(
+            f"{api} has no label_smoothing argument; smoothing needs every class: "
+            "CategoricalCrossentropy(label_smoothing=...) on tf.one_hot(y, C)"
+        )
+    logits = spec.input == "logits"
+    ii = spec.ignore_index
+    args = _keras_args(from_logits=logits, ignore_class=ii, reduction=_keras_reduction(spec))
+    native = f"loss = {api}({args})(y, x{', sample_weight=tf.gather(w, y)' if spec.weighted else ''})"
+    if not logits:
+        return Recipe("native", native), Recipe("matched", _xlogy_softmax(spec))
+
+    # Keras masks ignore_class itself (loss and sample weight 0); only the weights' gather needs
+    # labels in [0, C), and 'mean_with_sample_weight' divides by the summed weight of the kept.
+    lines = []
+    sw = None
+    if spec.weighted:
+        sw = "tf.gather(w, y)" if ii is None else f"tf.gather(w, tf.where(y != {ii}, y, 0))"
+    reduction = _keras_reduction(spec)
+    if spec.reduction == "mean" and spec.weighted:
+        reduction = "'mean_with_sample_weight'"
+    args = _keras_args(from_logits=True, ignore_class=ii, reduction=reduction, dtype=KERAS_DTYPE)
+    lines.append(f"loss = {api}({args})(y, x{', sample_weight=' + sw if sw else ''})")
+    if ii is not None and spec.reduction == "mean":
+        lines += [f"keep = y != {ii}", NAN_IF_ALL_IGNORED]
+    return Recipe("native", native), Recipe("matched", _join(*lines))
+
+
+def _binary(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    api = "keras.losses.BinaryCrossentropy"
+    logits = spec.input == "logits"
+    e = spec.label_smoothing
+    if spec.weighted:
+        native = Recipe("native", None, f"{api} has no pos_weight argument (sample_weight scales both terms)")
+    else:
+        args = _keras_args(from_logits=logits, label_smoothing=py(e) if e else None, reduction=_keras_reduction(spec))
+        native = Recipe("native", f"loss = {api}({args})(y, x)")
+    if not logits:
+        return native, Recipe("matched", _xlogy_sigmoid(spec))
+
+    # BinaryCrossentropy averages over the last axis: a trailing axis of 1 keeps every element.
+    reduction = _keras_reduction(spec)
+    if not spec.weighted:
+        args = _keras_args(
+            from_logits=True, label_smoothing=py(e) if e else None, reduction=reduction, dtype=KERAS_DTYPE
+        )
+        return native, Recipe("matched", f"loss = {api}({args})(y[..., None], x[..., None])")
+    args = _keras_args(from_logits=True, reduction=reduction, dtype=KERAS_DTYPE)
+    matched = _join(
+        _smooth_sigmoid(spec),
+        "k = w * y + 1 - y  # pos_weight w: k * bce(w * y / k) = w * y * softplus(-x) + (1 - y) * softplus(x)",
+        f"loss = {api}({args})((w * y / k)[..., None], x[..., None], sample_weight=k)",
+    )
+    return native, Recipe("matched", matched)
+
+
+def _softmax_input(*inputs: str) -> Callable[[LossSpec], bool]:
+    return lambda s: s.family == "softmax" and s.input in inputs
+
+
+def _sigmoid_input(*inputs: str) -> Callable[[LossSpec], bool]:
+    return lambda s: s.family == "sigmoid" and s.input in inputs
+
+
+APIS = (
+    Api("tf.nn.softmax_cross_entropy_with_logits", _softmax_input("logits"), _softmax_xent),
+    Api("tf.nn.sparse_softmax_cross_entropy_with_logits", _softmax_input("logits"), _sparse_xent),
+    Api("tf.nn.sigmoid_cross_entropy_with_logits", _sigmoid_input("logits"), _sigmoid_xent),
+    Api("tf.nn.weighted_cross_entropy_with_logits", _sigmoid_input("logits"), _weighted_xent),
+    Api("keras.losses.CategoricalCrossentropy", _softmax_input("logits", "probs"), _categorical),
+    Api("keras.losses.SparseCategoricalCrossentropy", _softmax_input("logits", "probs"), _sparse_categorical),
+    Api("keras.losses.BinaryCrossentropy", _sigmoid_input("logits", "probs"), _binary),
+)
+
+
+class TensorflowAdapter(Adapter):
+    name = "tensorflow"
+    package = "tensorflow-cpu"
+    install_hint = "pip install -e '.[tensorflow]' -c constraints.txt"
+    apis = APIS
+
+    def version(self) -> str | None:
+        """The installed TensorFlow distribution's version (tensorflow-cpu, tensorflow, ...)."""
+        for dist in DISTRIBUTIONS:
+            try:
+                return importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return None
+
+    def unavailable(self) -> str | None:
+        for module in ("tensorflow", "keras"):
+            if importlib.util.find_spec(module) is None:
+                return f"{module} is not installed ({self.install_hint})"
+        return None
+
+    def device(self, kind: str) -> str:
+        tf, _ = load_tensorflow()
+        if kind == "cpu":
+            return "cpu"
+        if kind != "gpu":
+            raise Unavailable(f"unknown device kind {kind!r}")
+        if not tf.config.list_physical_devices("GPU"):
+            raise Unavailable("no GPU: tf.config.list_physical_devices('GPU') is empty")
+        return "gpu:0"
+
+    def compile(self, code: str) -> Callable[..., Any]:
+        tf, keras = load_tensorflow()
+        return make_function(code, {"tf": tf, "keras": keras})
+
+    def evaluate(
+        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        tf, _ = load_tensorflow()
+        tdt = tf.as_dtype(dtype)
+        moved = inputs.x.ndim > 2  # classes (axis 1) go last; for (N, C) that is already so
+
+        def tensor(a: np.ndarray) -> Any:
+            # Values are representable in `dtype`, so the cast from float64 is exact.
+            return tf.cast(tf.constant(np.moveaxis(a, 1, -1) if moved else a, tf.float64), tdt)
+
+        with tf.device(device):
+            x = tensor(inputs.x)
+            y = tf.constant(inputs.target, tf.int64) if spec.target == "index" else tensor(inputs.target)
+            w = None if inputs.weight is None else tf.cast(tf.constant(inputs.weight, tf.float64), tdt)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = fn(x, y, w)
+            grad = tape.gradient(loss, x)  # of the sum of the elements for reduction='none'
+            value = tf.cast(loss, tf.float64).numpy()
+            grad = np.zeros(tuple(x.shape)) if grad is None else tf.cast(tf.convert_to_tensor(grad), tf.float64).numpy()
+        if moved:
+            grad = np.moveaxis(grad, -1, 1)
+            if spec.family == "sigmoid" and value.ndim == grad.ndim:  # element-wise: x's layout
+                value = np.moveaxis(value, -1, 1)
+        return value, grad
+
+
+ADAPTER = TensorflowAdapter()
