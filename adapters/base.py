@@ -25,6 +25,9 @@ import numpy as np
 
 from cases.spec import Case, Inputs, LossSpec
 
+MODES = ("eager", "compiled")
+PASSES = ("forward", "forward_backward")
+
 
 class Unavailable(Exception):
     """The framework, device or dtype cannot run here; the message is the row's reason."""
@@ -150,6 +153,20 @@ class Adapter(ABC):
 
         For ``reduction='none'`` the gradient is that of the sum of the elements.
         """
+
+    def timer(
+        self, code: str, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str, pass_: str
+    ) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+        """``(call, sync)`` for timing one recipe: `call` runs the loss once (``forward``) or the loss
+        and its gradient with respect to x (``forward_backward``, without accumulating into x.grad)
+        on inputs staged on `device` beforehand, eagerly or compiled (`mode`); `sync` waits for the
+        device to finish the work behind a result of `call`."""
+        raise Unavailable(f"{self.name} has no timing hook")
+
+    def bandwidth_gbps(self, device: str) -> float | None:
+        """Copy bandwidth of an accelerator (bytes read plus written); None for the host CPU, which
+        the harness measures once for everyone."""
+        return None
 
     # -- shared driver ---------------------------------------------------------------------------
     def run_case(self, case: Case, device: str, debug: bool = False) -> list[Result]:

@@ -428,9 +428,8 @@ class TensorflowAdapter(Adapter):
         tf, keras = load_tensorflow()
         return make_function(code, {"tf": tf, "keras": keras})
 
-    def evaluate(
-        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _stage(self, spec: LossSpec, inputs: Inputs, dtype: str, device: str) -> tuple[Any, Any, Any]:
+        """x, y, w as TensorFlow tensors on `device`, classes moved last."""
         tf, _ = load_tensorflow()
         tdt = tf.as_dtype(dtype)
         moved = inputs.x.ndim > 2  # classes (axis 1) go last; for (N, C) that is already so
@@ -443,6 +442,15 @@ class TensorflowAdapter(Adapter):
             x = tensor(inputs.x)
             y = tf.constant(inputs.target, tf.int64) if spec.target == "index" else tensor(inputs.target)
             w = None if inputs.weight is None else tf.cast(tf.constant(inputs.weight, tf.float64), tdt)
+        return x, y, w
+
+    def evaluate(
+        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        tf, _ = load_tensorflow()
+        moved = inputs.x.ndim > 2
+        x, y, w = self._stage(spec, inputs, dtype, device)
+        with tf.device(device):
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 loss = fn(x, y, w)
@@ -454,6 +462,52 @@ class TensorflowAdapter(Adapter):
             if spec.family == "sigmoid" and value.ndim == grad.ndim:  # element-wise: x's layout
                 value = np.moveaxis(value, -1, 1)
         return value, grad
+
+    def timer(
+        self, code: str, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str, pass_: str
+    ) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+        tf, _ = load_tensorflow()
+        fn = self.compile(code)
+        x, y, w = self._stage(spec, inputs, dtype, device)
+        if pass_ == "forward":
+
+            def step() -> Any:
+                return fn(x, y, w)
+        else:
+
+            def step() -> Any:
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    loss = fn(x, y, w)
+                return tape.gradient(loss, x)
+
+        if mode == "compiled":
+            step = tf.function(step, jit_compile=True)
+
+        def call() -> Any:
+            with tf.device(device):
+                return step()
+
+        sync_devices = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
+        if device.startswith("gpu") and sync_devices is not None:
+            return call, lambda result: sync_devices()
+        return call, lambda result: None  # CPU ops have finished when they return
+
+    def bandwidth_gbps(self, device: str) -> float | None:
+        tf, _ = load_tensorflow()
+        if not device.startswith("gpu"):
+            return None
+        import time
+
+        with tf.device(device):
+            src = tf.ones([2**28 // 4])
+            best = float("inf")
+            for _ in range(5):
+                t0 = time.perf_counter()
+                dst = tf.identity(src + 0.0)  # one read, one write
+                _ = dst[0].numpy()
+                best = min(best, time.perf_counter() - t0)
+        return 2 * 2**28 / best / 1e9
 
 
 ADAPTER = TensorflowAdapter()

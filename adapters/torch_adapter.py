@@ -133,19 +133,25 @@ class TorchAdapter(Adapter):
 
         return make_function(code, {"torch": torch, "F": torch.nn.functional})
 
-    def evaluate(
-        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _stage(self, spec: LossSpec, inputs: Inputs, dtype: str, device: str, grad: bool) -> tuple[Any, Any, Any]:
         import torch
 
         tdt = getattr(torch, dtype)
         # Inputs are already representable in `dtype`, so these conversions are exact.
-        x = torch.tensor(inputs.x, dtype=tdt, device=device, requires_grad=True)
+        x = torch.tensor(inputs.x, dtype=tdt, device=device, requires_grad=grad)
         if spec.target == "index":
             y = torch.tensor(inputs.target, dtype=torch.int64, device=device)
         else:
             y = torch.tensor(inputs.target, dtype=tdt, device=device)
         w = None if inputs.weight is None else torch.tensor(inputs.weight, dtype=tdt, device=device)
+        return x, y, w
+
+    def evaluate(
+        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        x, y, w = self._stage(spec, inputs, dtype, device, grad=True)
         loss = fn(x, y, w)
         (loss.sum() if loss.dim() else loss).backward()
         grad = x.grad if x.grad is not None else torch.zeros_like(x)
@@ -153,6 +159,47 @@ class TorchAdapter(Adapter):
             loss.detach().to(device="cpu", dtype=torch.float64).numpy(),
             grad.to(device="cpu", dtype=torch.float64).numpy(),
         )
+
+    def timer(
+        self, code: str, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str, pass_: str
+    ) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+        import torch
+
+        fn = self.compile(code)
+        if mode == "compiled":
+            fn = torch.compile(fn)
+        x, y, w = self._stage(spec, inputs, dtype, device, grad=pass_ == "forward_backward")
+        if pass_ == "forward":
+
+            def call() -> Any:
+                with torch.no_grad():
+                    return fn(x, y, w)
+        else:
+
+            def call() -> Any:
+                loss = fn(x, y, w)
+                return torch.autograd.grad(loss.sum() if loss.dim() else loss, x)[0]  # x.grad untouched
+
+        if device.startswith("cuda"):
+            return call, lambda result: torch.cuda.synchronize(device)
+        return call, lambda result: None  # CPU kernels have finished when they return
+
+    def bandwidth_gbps(self, device: str) -> float | None:
+        import torch
+
+        if not device.startswith("cuda"):
+            return None
+        src = torch.ones(2**28 // 4, device=device)  # 256 MiB
+        dst = torch.empty_like(src)
+        times = []
+        for _ in range(5):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            dst.copy_(src)
+            end.record()
+            torch.cuda.synchronize(device)
+            times.append(start.elapsed_time(end) / 1e3)
+        return 2 * src.nbytes / min(times) / 1e9
 
 
 ADAPTER = TorchAdapter()

@@ -83,3 +83,17 @@ def default_cases(kinds: Iterable[str] = KINDS, dtypes: Iterable[str] = DTYPES, 
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "duplicate case ids"
     return cases
+
+
+# Timing cases: the common configuration (logits, class indices, mean) at a classifier's size, a
+# large-vocabulary size and a segmentation-like K-dim size.
+TIMING_SHAPES = ((256, 1000), (4096, 32000), (16, 21, 64, 64))
+
+
+def timing_cases(dtypes: Iterable[str] = ("float32",), seed: int = 0) -> list[Case]:
+    """The cases the timing sweep runs (float32 on every device; the GPU sweep adds bfloat16)."""
+    return [
+        Case(kind="timing", spec=LossSpec(), shape=shape, dtype=dtype, seed=seed)
+        for dtype in dtypes
+        for shape in TIMING_SHAPES
+    ]

@@ -19,6 +19,8 @@ FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 RECIPES = ("native", "matched")
 OUTCOMES = ("ok", "mismatch", "nonfinite", "raised", "unsupported", "crashed", "timeout")
 
+ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
+
 # Short dtype tags for case ids (multiclass-n64-c10-f32-...).
 DTYPE_TAGS = {"float64": "f64", "float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 

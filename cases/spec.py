@@ -107,7 +107,7 @@ class Case:
 
     def __post_init__(self) -> None:
         choose(self.dtype, DTYPES, "dtype")
-        if self.kind not in (*KINDS, "user"):
+        if self.kind not in (*KINDS, "user", "timing"):
             raise UsageError(f"Expected kind in {{{', '.join(KINDS)}}}. Received: kind={self.kind!r}")
         if len(self.shape) < 1 or (self.spec.family == "softmax" and len(self.shape) < 2):
             raise UsageError(f"Expected x of shape (N, C) or (N, C, d1, ...). Received: shape={self.shape}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import secrets
 import signal
@@ -16,9 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from cases.names import DEVICES, DTYPES, FRAMEWORKS, KINDS, REDUCTIONS, UsageError, choose_many
+from cases.names import DEVICES, DTYPES, FRAMEWORKS, KINDS, REDUCTIONS, UsageError, choose, choose_many
 
 DEFAULT_RUNS = Path("reports") / "runs"
+TIMING_LEVELS = ("off", "default", "full")
+CPU_DEFAULT_MAX_ELEMENTS = 10_000_000  # ~1 s a call here: 8 APIs x 4 modes/passes would not fit in a default run
 
 
 class Parser(argparse.ArgumentParser):
@@ -45,6 +48,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="complete an interrupted run in RUN_DIR")
     run.add_argument("--case-timeout", type=float, default=120.0, help="seconds one case may take (default 120)")
     run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="framework workers at once")
+    run.add_argument(
+        "--timing",
+        default="default",
+        help="off, default (on CPU without the 4096x32000 case) or full (default: default)",
+    )
+    run.add_argument("--timing-budget", type=float, default=0.3, help="sampling seconds per timing (default 0.3)")
+    run.add_argument("--threads", type=int, help="intra-op threads for every framework (default: all cores)")
     run.add_argument(
         "--strict", action="store_true", help="exit 1 if a difference is not in the known-differences registry"
     )
@@ -83,9 +93,9 @@ def _raise_interrupt(signum: int, frame: Any) -> NoReturn:
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from cases.generator import default_cases
+    from cases.generator import default_cases, timing_cases
     from harness.env import environment
-    from harness.runner import RunOptions, accuracy_frame, row_key, run_accuracy
+    from harness.runner import RunOptions, accuracy_frame, device_kind, row_key, run_accuracy, run_timing, timing_frame
     from harness.store import RunStore
     from harness.summary import new_difference_count, outcome_counts, render
 
@@ -103,16 +113,20 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             "dtypes": choose_many(args.dtypes, DTYPES, "dtype"),
             "seed": args.seed,
         }
-        if args.case_timeout <= 0 or args.jobs < 1:
-            got = f"--case-timeout={args.case_timeout:g} --jobs={args.jobs}"
-            raise UsageError(f"Expected --case-timeout > 0 and --jobs >= 1. Received: {got}")
+        sel["timing"] = choose(args.timing, TIMING_LEVELS, "timing")
+        if args.case_timeout <= 0 or args.jobs < 1 or args.timing_budget < 0 or (args.threads or 1) < 1:
+            got = f"--case-timeout={args.case_timeout:g} --jobs={args.jobs} --timing-budget={args.timing_budget:g}"
+            got += f" --threads={args.threads}"
+            raise UsageError(
+                f"Expected --case-timeout > 0, --jobs >= 1, --timing-budget >= 0, --threads >= 1. Received: {got}"
+            )
         run_id = new_run_id(args.seed)
         store = RunStore.create(args.out or DEFAULT_RUNS / run_id)
         store.write_json("options.json", {"run_id": run_id, **sel, "argv": argv})
 
     cases = default_cases(sel["kinds"], sel["dtypes"], sel["seed"])
     options = RunOptions(tuple(sel["frameworks"]), tuple(sel["devices"]), args.case_timeout, args.jobs,
-                         args.debug, args.quiet)  # fmt: skip
+                         args.debug, args.quiet, args.threads or os.cpu_count(), args.timing_budget)  # fmt: skip
     done = store.rows()
     skip = frozenset(row_key(r[0]) for r in done if r)
 
@@ -126,8 +140,23 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     partial = False
     info: dict[str, Any] = {}
+    timing_info: dict[str, Any] = {}
+    # float32 everywhere; bfloat16 too on GPUs (the dtype people train large vocabularies in there)
+    level = sel.get("timing", "default")
+    cpu_cases = timing_cases(("float32",), sel["seed"])
+    if level == "default":
+        cpu_cases = [c for c in cpu_cases if math.prod(c.shape) <= CPU_DEFAULT_MAX_ELEMENTS]
+    timed = {"cpu": cpu_cases, "gpu": timing_cases(("float32", "bfloat16"), sel["seed"])}
+    timed_done = frozenset(
+        (k["case_id"], k["framework"], device_kind(k["device"]))
+        for k in (line["key"] for line in store.rows(store.TIMING))
+    )
     try:
         info = run_accuracy(cases, options, run_id, sink, skip)
+        if level != "off":
+            timing_info = run_timing(
+                timed, options, run_id, lambda lines: store.append(lines, store.TIMING), timed_done
+            )
     except KeyboardInterrupt:
         partial = True
         print("\ninterrupted: writing what finished; complete it with "
@@ -137,15 +166,24 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         info = {**old, **{k: {**old.get(k, {}), **v} for k, v in info.items()}}
     rows = [row for line in store.rows() for row in line]
     df = accuracy_frame(rows, cases)
-    env = {"run_id": run_id, **environment(argv, info), "partial": partial}
+    tdf = timing_frame([row for line in store.rows(store.TIMING) for row in line["rows"]])
+    env = {"run_id": run_id, **environment(argv, info), "partial": partial, "timing": timing_info}
     store.write_table("accuracy", df)
+    if level == "default" and "cpu" in options.devices:
+        timing_info.setdefault("not_timed", {})["cpu: larger cases"] = (
+            f"cases over {CPU_DEFAULT_MAX_ELEMENTS:,} elements are timed on CPU with --timing full"
+        )
+    if len(tdf) or level != "off":
+        store.write_table("timing", tdf)
     store.write_json("env.json", env)
-    store.write_text("summary.md", render(df, env, cases, partial=partial))
+    store.write_text("summary.md", render(df, env, cases, partial=partial, timing=tdf))
 
     counts = outcome_counts(df)
     counts["api"] = counts["api"].str.split(".").str[-1]
     print(counts.to_string(index=False))
-    print(f"\nwrote {store.path}/ (accuracy.parquet, accuracy.csv, env.json, summary.md): {len(df)} rows")
+    print(
+        f"\nwrote {store.path}/ (accuracy, timing, env.json, summary.md): {len(df)} accuracy rows, {len(tdf)} timings"
+    )
     new = new_difference_count(df)
     if new:
         print(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from adapters.base import Adapter, Result
 from adapters.reference import Evaluation
+from cases.names import ITEMSIZE
 from cases.spec import Case
 from harness.explain import explain, registered_variants
 from harness.metrics import compare, first
@@ -71,3 +73,36 @@ def placeholder_rows(
                             recipe.reason if recipe.code is None else error)  # fmt: skip
             rows.append(accuracy_row(run_id, case, adapter.name, version, device, result, ref))
     return rows
+
+
+TIMING_COLUMNS = (
+    "run_id", "case_id", "shape", "dtype", "framework", "framework_version", "api", "device", "mode", "pass",
+    "median_s", "iqr_s", "samples", "compile_s", "bytes_min", "gbps", "roofline_frac", "threads",
+)  # fmt: skip
+
+
+def bytes_min(case: Case, pass_: str) -> int:
+    """The fewest bytes a loss call must move: read x, targets and weights, write the loss, and for
+    forward+backward also write the gradient (a fused kernel reads x once for both)."""
+    item = ITEMSIZE[case.dtype]
+    x = math.prod(case.shape) * item
+    target = case.n_elements * 8 if case.spec.target == "index" else x
+    weight = case.n_classes * item if case.spec.weighted else 0
+    out = item if case.spec.reduction != "none" else case.n_elements * item
+    return x + target + weight + out + (x if pass_ == "forward_backward" else 0)
+
+
+def timing_row(
+    run_id: str, case: Case, framework: str, version: str | None, device: str, api: str, mode: str, pass_: str,
+    measurement, bandwidth_gbps: float | None, threads: int | None,
+) -> dict[str, Any]:  # fmt: skip
+    """One timing row; `measurement` is a harness.timing.Measurement."""
+    b = bytes_min(case, pass_)
+    gbps = b / measurement.median_s / 1e9
+    return {
+        "run_id": run_id, "case_id": case.id, "shape": case.shape_str, "dtype": case.dtype, "framework": framework,
+        "framework_version": version or "", "api": api, "device": device, "mode": mode, "pass": pass_,
+        "median_s": measurement.median_s, "iqr_s": measurement.iqr_s, "samples": len(measurement.samples),
+        "compile_s": measurement.compile_s if mode == "compiled" else float("nan"), "bytes_min": b, "gbps": gbps,
+        "roofline_frac": gbps / bandwidth_gbps if bandwidth_gbps else float("nan"), "threads": threads or 0,
+    }  # fmt: skip

@@ -13,11 +13,13 @@ from typing import Any
 import pandas as pd
 
 from adapters import reference, registry
+from adapters.base import Adapter
 from adapters.reference import Evaluation
 from cases.names import FRAMEWORKS
 from cases.spec import Case
-from harness.rows import ACCURACY_COLUMNS, accuracy_row, placeholder_rows
-from harness.worker import Interrupted, Worker, WorkerDied
+from harness.rows import ACCURACY_COLUMNS, TIMING_COLUMNS, accuracy_row, placeholder_rows, timing_row
+from harness.timing import copy_bandwidth_gbps
+from harness.worker import Interrupted, TimingRequest, Worker, WorkerDied
 
 Sink = Callable[[list[dict[str, Any]]], None]
 
@@ -30,6 +32,8 @@ class RunOptions:
     jobs: int = 2
     debug: bool = False
     quiet: bool = False
+    threads: int | None = None  # intra-op threads for every framework (None: the frameworks' default)
+    timing_budget_s: float = 0.3  # sampling seconds per timing measurement (at least 3 samples)
 
 
 def device_kind(device: str) -> str:
@@ -85,7 +89,7 @@ def _run_job(
         return info
 
     t0 = time.perf_counter()
-    worker = Worker(framework, kind, options.debug)
+    worker = Worker(framework, kind, options.debug, options.threads)
     hello = None
     try:
         hello = worker.start()
@@ -181,3 +185,70 @@ def accuracy_frame(rows: Sequence[dict[str, Any]], cases: Sequence[Case] = ()) -
     )
     df = df.sort_values(["_c", "case_id", "_f", "device", "api", "recipe"], kind="stable")
     return df.drop(columns=["_c", "_f"]).reset_index(drop=True)
+
+
+def run_timing(
+    cases: dict[str, Sequence[Case]], options: RunOptions, run_id: str, sink: Sink,
+    skip: frozenset[tuple[str, str, str]] = frozenset(),
+) -> dict[str, Any]:  # fmt: skip
+    """Time every framework API's matched recipe on the timing cases of each device kind, one
+    framework at a time (each in a fresh worker per device, so no thread pool or allocator disturbs
+    another's timing). `sink` receives one ``{"key": ..., "rows": [...]}`` per case.
+
+    Returns what env.json records: the bandwidth per device and why something was not timed.
+    """
+    total = sum(len(cases.get(k, ())) for k in options.devices) * len(options.frameworks)
+    progress = Progress(total=total, quiet=options.quiet)
+    info: dict[str, Any] = {"bandwidth_gbps": {"cpu": copy_bandwidth_gbps()}, "not_timed": {}}
+    timeout = max(options.case_timeout, 600.0)  # a first torch.compile alone can take ~30 s here
+    for framework in options.frameworks:
+        adapter = registry.load(framework)
+        if type(adapter).timer is Adapter.timer:
+            info["not_timed"][adapter.name] = f"{adapter.name} has no timing hook (the float64 reference is not timed)"
+            continue
+        for kind in options.devices:
+            todo = [c for c in cases.get(kind, ()) if (c.id, adapter.name, kind) not in skip]
+            reason = adapter.unavailable()
+            if not todo or reason:
+                if reason:
+                    info["not_timed"][f"{adapter.name} {kind}"] = reason
+                continue
+            t0 = time.perf_counter()
+            worker = Worker(framework, kind, options.debug, options.threads)
+            try:
+                hello = worker.start()
+                if hello.reason:
+                    info["not_timed"][f"{adapter.name} {kind}"] = hello.reason
+                    continue
+                for case in todo:
+                    try:
+                        (results, bandwidth), _ = worker.run(TimingRequest(case, options.timing_budget_s), timeout)
+                    except WorkerDied as e:
+                        info["not_timed"][f"{adapter.name} {kind} {case.id}"] = f"{e.outcome}: {e}"
+                        worker.start()
+                        continue
+                    if bandwidth:
+                        info["bandwidth_gbps"][hello.device] = bandwidth
+                    bw = info["bandwidth_gbps"].get(hello.device if kind == "gpu" else "cpu")
+                    rows = []
+                    for r in results:
+                        if r.measurement is None:
+                            info["not_timed"][f"{adapter.name} {kind} {r.api} {r.mode} {r.pass_}"] = r.error
+                            continue
+                        row = timing_row(run_id, case, adapter.name, hello.version, hello.device, r.api, r.mode,
+                                         r.pass_, r.measurement, bw, hello.threads)  # fmt: skip
+                        rows.append(row)
+                    sink(
+                        [{"key": {"case_id": case.id, "framework": adapter.name, "device": hello.device}, "rows": rows}]
+                    )
+                    progress.step(f"timing {adapter.name} {kind}")
+            except (WorkerDied, Interrupted) as e:
+                info["not_timed"][f"{adapter.name} {kind}"] = str(e)
+            finally:
+                worker.stop()
+            progress.line(f"timed {adapter.name} {kind} in {time.perf_counter() - t0:.1f} s")
+    return info
+
+
+def timing_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows), columns=list(TIMING_COLUMNS))

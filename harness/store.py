@@ -34,6 +34,7 @@ class RunStore:
     """Files of one run under `path` (reports/runs/<run_id>/ by default)."""
 
     ROWS = "rows.jsonl"
+    TIMING = "timing.jsonl"
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -58,15 +59,16 @@ class RunStore:
             raise UsageError(f"Expected a writable --out directory. Received: {got}") from None
         return cls(path)
 
-    def append(self, rows: Iterable[dict[str, Any]]) -> None:
-        with open(self.path / self.ROWS, "a", encoding="utf-8") as f:
+    def append(self, rows: Iterable[Any], name: str = ROWS) -> None:
+        """One JSON line per item (a case's rows go in as one item, so a kill never splits them)."""
+        with open(self.path / name, "a", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, default=str) + "\n")
             f.flush()
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Rows written so far; a last line cut short by a kill is dropped."""
-        p = self.path / self.ROWS
+    def rows(self, name: str = ROWS) -> list[Any]:
+        """Lines written so far; a last line cut short by a kill is dropped."""
+        p = self.path / name
         if not p.exists():
             return []
         out = []

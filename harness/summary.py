@@ -15,6 +15,13 @@ from cases.spec import Case
 from harness.explain import KnownDifference, claim_tolerance, explain_claim, is_known, known_differences
 
 NOT_OK_LISTED = 80
+TIMING_NOTE = (
+    "Matched recipes, inputs staged on the device beforehand; the first call (compilation in compiled mode) is "
+    "kept out of the medians and shown as compile time. Blocks of calls are sized so timer and synchronisation "
+    "cost under 1%; noisy means IQR > 10% of the median. Roofline: the bytes the loss must move at least "
+    "(read x and targets, write the loss, and the gradient for forward_backward) per second, over the device's "
+    "measured copy bandwidth (harness/timing.py)."
+)
 MATRIX_NOTE = (
     "Largest relative difference of the loss value between two APIs (matched recipes, float32) over the cases "
     "of a kind: what you see when you port from the row's API to the column's."
@@ -193,6 +200,29 @@ def cross_framework_matrix(df: pd.DataFrame, kind: str, dtype: str = "float32") 
     return md_table([kind, *cols], rows)
 
 
+def timing_table(timing: pd.DataFrame, env: dict[str, Any]) -> str:
+    """Per timing case and device: median with IQR, ratio to the fastest for the same pass, achieved
+    bandwidth as a fraction of the device's measured copy bandwidth, compile time."""
+    if timing is None or timing.empty:
+        return "_No timings in this run._"
+    parts = []
+    bw = env.get("timing", {}).get("bandwidth_gbps", {})
+    for (case_id, device), g in timing.groupby(["case_id", "device"], sort=False):
+        fastest = g.groupby("pass")["median_s"].transform("min")
+        rows = []
+        g = g.rename(columns={"pass": "pass_"})
+        for r, ratio in zip(g.itertuples(), g["median_s"] / fastest, strict=True):
+            noisy = " (noisy)" if r.iqr_s > 0.1 * r.median_s else ""
+            rows.append([f"{r.framework}.{r.api.split('.')[-1]}", r.mode, r.pass_,
+                         f"{r.median_s * 1e3:.3g} ± {r.iqr_s * 1e3:.2g} ms{noisy}", f"{ratio:.2f}x",
+                         f"{r.gbps:.3g}", fmt(r.roofline_frac), fmt(r.compile_s), r.samples])  # fmt: skip
+        bandwidth = bw.get(device) or bw.get("cpu")
+        parts += [f"**{case_id}** on {device} (copy bandwidth {fmt(bandwidth)} GB/s)", "",
+                  md_table(["api", "mode", "pass", "median ± IQR", "vs fastest", "GB/s", "roofline", "compile s",
+                            "samples"], rows), ""]  # fmt: skip
+    return "\n".join(parts)
+
+
 def not_ok_table(df: pd.DataFrame) -> str:
     bad = df[~df["outcome"].isin(["ok", "unsupported"])]
     if bad.empty:
@@ -210,7 +240,7 @@ def not_ok_table(df: pd.DataFrame) -> str:
 
 def render(
     df: pd.DataFrame, env: dict[str, Any], cases: Sequence[Case], partial: bool = False,
-    registry: tuple[KnownDifference, ...] | None = None,
+    registry: tuple[KnownDifference, ...] | None = None, timing: pd.DataFrame | None = None,
 ) -> str:  # fmt: skip
     df = df.assign(known=label_known(df, known_differences() if registry is None else registry))
     fws = env.get("frameworks", {})
@@ -269,6 +299,10 @@ def render(
     if matrices:
         parts += ["", "## Cross-framework matrix", "", MATRIX_NOTE, ""]
         parts += [x for m in matrices for x in (m, "")]
+    not_timed = env.get("timing", {}).get("not_timed", {})
+    parts += ["", "## Timing", "", TIMING_NOTE, "", timing_table(timing, env)]
+    if not_timed:
+        parts += ["Not timed:", "", *(f"- {k}: {v}" for k, v in sorted(not_timed.items())), ""]
     parts += ["", "## Tolerances", "", TOLERANCE_NOTE, "", "## Rows not ok", "", not_ok_table(df), ""]
     return "\n".join(parts)
 

@@ -18,10 +18,51 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from adapters import registry
-from adapters.base import Result, Unavailable, error_text
+from adapters.base import MODES, PASSES, Adapter, Unavailable, error_text
 from cases.spec import Case
+from harness.timing import Measurement, measure
 
 STARTUP_TIMEOUT_S = 180.0  # TensorFlow's first import on a cold 2-core machine can take ~30 s
+
+
+@dataclass(frozen=True)
+class TimingRequest:
+    """Time every API's matched recipe on one case, eager and compiled, forward and forward+backward."""
+
+    case: Case
+    budget_s: float
+
+
+@dataclass(frozen=True)
+class TimingResult:
+    api: str
+    mode: str
+    pass_: str
+    measurement: Measurement | None
+    error: str = ""
+
+
+def time_case(adapter: Adapter, request: TimingRequest, device: str) -> list[TimingResult]:
+    """Runs in the worker. Inputs are staged once per (api, mode, pass) by the adapter's timer,
+    outside the timed region."""
+    case = request.case
+    inputs = case.inputs()
+    out = []
+    for api in adapter.apis_for(case.spec):
+        recipe = api.recipes(case.spec)[1]  # matched: what every framework computes the same way
+        for mode in MODES:
+            for pass_ in PASSES:
+                if recipe.code is None:
+                    out.append(TimingResult(api.name, mode, pass_, None, recipe.reason))
+                    continue
+                try:
+                    call, sync = adapter.timer(recipe.code, case.spec, inputs, case.dtype, device, mode, pass_)
+                    out.append(TimingResult(api.name, mode, pass_, measure(call, sync, budget_s=request.budget_s)))
+                except Unavailable as e:
+                    out.append(TimingResult(api.name, mode, pass_, None, str(e)))
+                except Exception as e:  # the framework raised: recorded, not fatal
+                    out.append(TimingResult(api.name, mode, pass_, None, error_text(e)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -34,26 +75,40 @@ class Hello:
     threads: int | None = None
 
 
-def serve(conn: Connection, framework: str, device_kind: str, debug: bool) -> None:
-    """Worker process main loop: hello, then one list of Results per Case received, until None."""
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+
+
+def serve(conn: Connection, framework: str, device_kind: str, debug: bool, threads: int | None = None) -> None:
+    """Worker process main loop: hello, then one reply per Case (results) or TimingRequest
+    (timings and the device's copy bandwidth) received, until None."""
     # Ctrl-C reaches the whole process group; the parent decides what an interrupt means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threads:  # before any framework is imported: every framework gets the same intra-op threads
+        for var in THREAD_VARIABLES:
+            os.environ[var] = str(threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     adapter = registry.load(framework)
-    reason, device, threads = adapter.unavailable(), None, None
+    reason, device = adapter.unavailable(), None
     if reason is None:
         try:
             device = adapter.device(device_kind)
-            threads = adapter.threads()
+            threads = adapter.threads() or threads
         except Unavailable as e:
             reason = str(e)
         except Exception as e:  # a framework that fails to initialise is a reason, not a crash
             reason = f"could not start: {error_text(e)}"
     conn.send(Hello(adapter.version(), device, reason, threads))
+    bandwidth: float | None = None
     while True:
-        case = conn.recv()
-        if case is None:
+        request = conn.recv()
+        if request is None:
             return
-        conn.send(adapter.run_case(case, device, debug))
+        if isinstance(request, TimingRequest):
+            if bandwidth is None:
+                bandwidth = adapter.bandwidth_gbps(device)
+            conn.send((time_case(adapter, request, device), bandwidth))
+        else:
+            conn.send(adapter.run_case(request, device, debug))
 
 
 class Interrupted(Exception):
@@ -82,8 +137,8 @@ def describe_exit(code: int | None) -> str:
 class Worker:
     """Parent-side handle of a worker process for (framework, device kind)."""
 
-    def __init__(self, framework: str, device_kind: str, debug: bool = False) -> None:
-        self.framework, self.device_kind, self.debug = framework, device_kind, debug
+    def __init__(self, framework: str, device_kind: str, debug: bool = False, threads: int | None = None) -> None:
+        self.framework, self.device_kind, self.debug, self.threads = framework, device_kind, debug, threads
         self.process: Any = None
         self.conn: Connection | None = None
         self.hello: Hello | None = None
@@ -92,7 +147,7 @@ class Worker:
         ctx = mp.get_context("spawn")  # fork would copy the parent's state (and any imported framework)
         parent, child = ctx.Pipe()
         self.process = ctx.Process(
-            target=serve, args=(child, self.framework, self.device_kind, self.debug), daemon=True
+            target=serve, args=(child, self.framework, self.device_kind, self.debug, self.threads), daemon=True
         )
         self.process.start()
         child.close()
@@ -107,8 +162,10 @@ class Worker:
             raise WorkerDied("crashed", f"worker died while starting: {describe_exit(self.process.exitcode)}") from None
         return self.hello
 
-    def run(self, case: Case, timeout_s: float, stop: threading.Event | None = None) -> tuple[list[Result], float]:
-        """The results for one case and the seconds it took, or raise WorkerDied.
+    def run(
+        self, case: Case | TimingRequest, timeout_s: float, stop: threading.Event | None = None
+    ) -> tuple[Any, float]:
+        """The reply for one case (or timing request) and the seconds it took, or raise WorkerDied.
 
         Waits in short slices so that `stop` (an interrupt of the run) is honoured within ~0.2 s.
         """
