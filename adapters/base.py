@@ -115,12 +115,19 @@ class Adapter(ABC):
     package: str  # the distribution whose presence and version the rows record
     install_hint: str = ""
     apis: tuple[Api, ...] = ()
+    # Accuracy work that splits well across processes (per-case compilation): the runner gives such a
+    # framework one worker per --jobs slot, each with a share of the cases.
+    compile_bound: bool = False
 
     def version(self) -> str | None:
         try:
             return importlib.metadata.version(self.package)
         except importlib.metadata.PackageNotFoundError:
             return None
+
+    def versions(self) -> dict[str, str | None]:
+        """Every distribution the rows depend on (recorded in env.json); by default `package` alone."""
+        return {self.package: self.version()}
 
     def unavailable(self) -> str | None:
         """Why this framework cannot run here, or None. Never imports the framework."""

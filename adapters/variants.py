@@ -176,6 +176,17 @@ def smoothing_binary(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> 
     return _smoothed_index(spec, inputs, lambda e, c: (1 - e / 2, e / 2))
 
 
+def smoothing_last_axis(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluation | None:
+    """optax.smooth_labels on element-wise binary targets: t' = (1-e) t + e/K with K the size of the
+    last axis, not the e/2 of binary smoothing.
+    https://optax.readthedocs.io/en/latest/api/losses.html#optax.smooth_labels"""
+    if spec.family != "sigmoid" or not spec.label_smoothing or inputs.x.ndim < 2:
+        return None
+    e, k = spec.label_smoothing, inputs.x.shape[-1]
+    t = (1 - e) * inputs.target + e / k
+    return evaluate(_replace(spec, label_smoothing=0.0), Inputs(inputs.x, t, inputs.weight))
+
+
 def soft_targets_renormalised(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluation | None:
     """Probability targets rescaled to sum to 1 per element before the loss (targets that do not sum
     to 1 are accepted as they are by PyTorch, TensorFlow and optax, and silently differ from a port
@@ -266,21 +277,11 @@ def grad_assumes_normalised_targets(spec: LossSpec, inputs: Inputs, dtype: str =
 
 def label_oob_zero_row(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluation | None:
     """Out-of-range labels one-hot to a zero row fed to softmax_cross_entropy_with_logits (the obvious
-    port of ignore_index with tf.one_hot): the element's loss is 0 but still counts in the mean, and
-    its gradient is softmax(x), since the op assumes labels sum to 1.
-    https://www.tensorflow.org/api_docs/python/tf/one_hot (out-of-range indices give a zero row)."""
-    zero = label_oob_zero(spec, inputs, dtype)
-    if zero is None or spec.input != "logits" or spec.weighted:
-        return None
-    y = np.asarray(inputs.target)
-    c = inputs.x.shape[1]
-    bad = np.expand_dims((y < 0) | (y >= c), 1)
-    x = inputs.x
-    with np.errstate(all="ignore"):
-        p = np.exp(x - x.max(axis=1, keepdims=True))
-        p = p / p.sum(axis=1, keepdims=True)
-    scale = float(y.size) if spec.reduction == "mean" else 1.0
-    return Evaluation(zero.value, np.where(bad, p / scale, zero.grad), zero.scale)
+    port of ignore_index with tf.one_hot): the element's loss is 0 (with smoothing, only its e/C part)
+    but it still counts in the mean, and its gradient is softmax(x) - t' since the op assumes labels
+    sum to 1. https://www.tensorflow.org/api_docs/python/tf/one_hot (out-of-range indices give zeros)"""
+    as_prob = _one_hot_or_zero(spec, inputs)
+    return None if as_prob is None else grad_assumes_normalised_targets(*as_prob, dtype)
 
 
 def mean_over_last_axis(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluation | None:
@@ -298,23 +299,28 @@ def mean_over_last_axis(spec: LossSpec, inputs: Inputs, dtype: str = "float64") 
 # -- labels out of range ----------------------------------------------------------------------------
 
 
-def _labels_read_as(spec: LossSpec, inputs: Inputs, read: Callable[[np.ndarray, int], np.ndarray]):
-    """The ignored labels passed to an API without ignore_index, read by `read`; mean over all N."""
-    if spec.target != "index" or spec.ignore_index is None:
+def _one_hot_or_zero(spec: LossSpec, inputs: Inputs) -> tuple[LossSpec, Inputs] | None:
+    """Index targets with an ignore value as the one-hot probability targets an obvious port builds:
+    a zero row for labels outside [0, C) (jax.nn.one_hot, tf.one_hot), smoothing and weights kept."""
+    if spec.family != "softmax" or spec.target != "index" or spec.ignore_index is None:
         return None
     y = np.asarray(inputs.target)
     c = inputs.x.shape[1]
+    if not (y == spec.ignore_index).any() or 0 <= spec.ignore_index < c:
+        return None
+    onehot = np.moveaxis(np.eye(c)[np.clip(y, 0, c - 1)], -1, 1) * np.expand_dims((y >= 0) & (y < c), 1)
+    return _replace(spec, target="prob", ignore_index=None), Inputs(inputs.x, onehot, inputs.weight)
+
+
+def _labels_read_as(spec: LossSpec, inputs: Inputs, read: Callable[[np.ndarray, int], np.ndarray]):
+    """The ignored labels passed to an API without ignore_index, read by `read` into [0, C)."""
+    if spec.target != "index" or spec.ignore_index is None:
+        return None
+    y = np.asarray(inputs.target)
     if not (y == spec.ignore_index).any():
         return None
-    labels = read(y, c)
     plain = _replace(spec, ignore_index=None)
-    if labels is None:
-        return None
-    out = (labels < 0) | (labels >= c)  # still out of range: one-hot of zeros, the element contributes 0
-    a, _ = softmax_coefficients(_replace(plain, ignore_index=-(10**9)), inputs, F64, np.where(out, -(10**9), labels))
-    w = np.ones(c) if inputs.weight is None else inputs.weight
-    d = np.where(out, 0.0, w[np.clip(labels, 0, c - 1)]).sum() if spec.weighted else float(y.size)
-    return softmax_from_coefficients(plain, inputs.x, a, np.asarray(d), F64)
+    return evaluate(plain, Inputs(inputs.x, read(y, inputs.x.shape[1]), inputs.weight))
 
 
 def label_oob_wrap(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluation | None:
@@ -324,33 +330,48 @@ def label_oob_wrap(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Ev
 
 
 def label_oob_clip(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluation | None:
-    """Out-of-range labels clamped into [0, C-1]: XLA gathers clamp out-of-bounds indices.
-    https://docs.jax.dev/en/latest/_autosummary/jax.numpy.take_along_axis.html (mode: out-of-bound
-    indices are clamped by default for gathers)."""
+    """Out-of-range labels clamped into [0, C-1]: JAX's NumPy-style indexing ``a[y]`` (and
+    take_along_axis with mode="clip") clamps out-of-bound indices.
+    https://docs.jax.dev/en/latest/notebooks/Common_Gotchas_in_JAX.html#out-of-bounds-indexing"""
     return _labels_read_as(spec, inputs, lambda y, c: np.clip(y, 0, c - 1))
 
 
 def label_oob_zero(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluation | None:
     """Out-of-range labels one-hot to all zeros (jax.nn.one_hot, tf.one_hot): the element contributes
-    0 but still counts in the mean. https://docs.jax.dev/en/latest/_autosummary/jax.nn.one_hot.html"""
-    return _labels_read_as(spec, inputs, lambda y, c: y)
+    0 (with smoothing, only its e/C part) but still counts in the mean.
+    https://docs.jax.dev/en/latest/_autosummary/jax.nn.one_hot.html"""
+    as_prob = _one_hot_or_zero(spec, inputs)
+    return None if as_prob is None else evaluate(*as_prob)
 
 
 def label_oob_nan(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluation | None:
-    """Out-of-range labels read as NaN: the element, and so any reduction over it, is NaN, while the
-    gradient stays finite (the filled NaN does not depend on x: those rows get 0, the rest are divided
-    by N). JAX gathers' default mode "fill" (after normalising negative indices):
-    https://docs.jax.dev/en/latest/_autosummary/jax.numpy.take_along_axis.html"""
-    zero = label_oob_zero(spec, inputs, dtype)
-    if zero is None:
+    """Out-of-range labels read as NaN (JAX gathers' default mode "fill", after normalising negative
+    indices): the element, and so any reduction over it, is NaN, while the gradient stays finite: the
+    filled NaN does not depend on x, so such an element keeps only its log-sum-exp term,
+    softmax(x) w[clip(y)] / D. https://github.com/google-deepmind/optax/issues/1185"""
+    if spec.family != "softmax" or spec.target != "index" or spec.ignore_index is None or spec.label_smoothing:
         return None
     y = np.asarray(inputs.target)
     c = inputs.x.shape[1]
     bad = (y == spec.ignore_index) & ((y >= c) | (y < -c))  # negative ones normalise into range
     if not bad.any():
         return None
-    value = np.where(bad, np.nan, zero.value) if spec.reduction == "none" else np.asarray(np.nan)
-    return Evaluation(value, zero.grad, zero.scale)
+    wrapped = np.where(y < 0, y + c, y)
+    inside = np.where(bad, 0, wrapped)
+    w = np.ones(c) if inputs.weight is None else inputs.weight
+    wy = w[np.clip(wrapped, 0, c - 1)]
+    plain = _replace(spec, ignore_index=None)
+    ref = evaluate(plain, Inputs(inputs.x, inside, inputs.weight))
+    x = inputs.x
+    with np.errstate(all="ignore"):
+        p = np.exp(x - x.max(axis=1, keepdims=True))
+        p = p / p.sum(axis=1, keepdims=True)
+    d = (wy.sum() if spec.weighted else float(y.size)) if spec.reduction == "mean" else 1.0
+    a, _ = softmax_coefficients(plain, Inputs(x, inside, inputs.weight), F64)
+    grad_good = (-a + p * a.sum(axis=1, keepdims=True)) / d
+    grad = np.where(np.expand_dims(bad, 1), p * np.expand_dims(wy, 1) / d, grad_good)
+    value = np.where(bad, np.nan, ref.value) if spec.reduction == "none" else np.asarray(np.nan)
+    return Evaluation(value, grad, ref.scale)
 
 
 # -- precision --------------------------------------------------------------------------------------
@@ -387,6 +408,8 @@ VARIANTS: tuple[Variant, ...] = (
             "https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html", smoothing_c_minus_1),
     Variant("smoothing=0.5", "binary smoothing towards 0.5 applied to a multiclass target",
             "https://keras.io/api/losses/probabilistic_losses/#binarycrossentropy-class", smoothing_binary),
+    Variant("smoothing=last_axis", "binary targets smoothed towards 1/K (K = size of the last axis), not 1/2",
+            "https://optax.readthedocs.io/en/latest/api/losses.html#optax.smooth_labels", smoothing_last_axis),
     Variant("soft_targets_renormalised", "probability targets rescaled to sum to 1",
             "https://www.tensorflow.org/api_docs/python/tf/nn/softmax_cross_entropy_with_logits",
             soft_targets_renormalised),

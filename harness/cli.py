@@ -58,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--strict", action="store_true", help="exit 1 if a difference is not in the known-differences registry"
     )
+    run.add_argument("--shard", metavar="K/N", help="run shard K of N of the cases (merge shards with `report`)")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     run.add_argument("--debug", action="store_true", help="tracebacks for errors")
 
@@ -73,7 +74,21 @@ def parser() -> argparse.ArgumentParser:
     chk.set_defaults(devices="cpu")
     chk.add_argument("--claimed", help="a loss value you saw elsewhere: which semantics produce it?")
     chk.add_argument("--json", action="store_true", help="print the accuracy rows as a JSON list")
+    chk.add_argument("--from", dest="from_fw", metavar="F", help="porting from framework F (default torch with --to)")
+    chk.add_argument("--to", dest="to_fw", metavar="G", help="print how to port this loss to framework G (PORTING.md)")
     chk.add_argument("--debug", action="store_true", help="tracebacks for errors")
+
+    rep = sub.add_parser("report", help="write report.html for a run, or merge runs (shards, machines) into one")
+    rep.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories")
+    rep.add_argument("--out", type=Path, help="directory for the merged report (required with several RUN_DIRs)")
+    rep.add_argument("--porting", type=Path, metavar="FILE", help="also write the porting guide (reports/PORTING.md)")
+    rep.add_argument("--debug", action="store_true", help="tracebacks for errors")
+
+    cmp = sub.add_parser("compare", help="what changed from RUN_A to RUN_B: outcomes, errors, timings, versions")
+    cmp.add_argument("run_a", type=Path, metavar="RUN_A")
+    cmp.add_argument("run_b", type=Path, metavar="RUN_B")
+    cmp.add_argument("--verbose", action="store_true", help="every changed row (default: the first 80 per table)")
+    cmp.add_argument("--debug", action="store_true", help="tracebacks for errors")
 
     lst = sub.add_parser("list", help="show cases, frameworks and APIs with their capabilities")
     lst.add_argument("what", nargs="?", default="all", choices=["all", "cases", "frameworks", "apis"])
@@ -95,6 +110,8 @@ def _raise_interrupt(signum: int, frame: Any) -> NoReturn:
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from cases.generator import default_cases, timing_cases
     from harness.env import environment
+    from harness.html_report import render_html
+    from harness.merge import parse_shard, shard_cases
     from harness.runner import RunOptions, accuracy_frame, device_kind, row_key, run_accuracy, run_timing, timing_frame
     from harness.store import RunStore
     from harness.summary import new_difference_count, outcome_counts, render
@@ -112,9 +129,15 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             "kinds": choose_many(args.kinds, KINDS, "kind"),
             "dtypes": choose_many(args.dtypes, DTYPES, "dtype"),
             "seed": args.seed,
+            "shard": list(parse_shard(args.shard)) if args.shard else None,  # kept for --resume
         }
         sel["timing"] = choose(args.timing, TIMING_LEVELS, "timing")
-        if args.case_timeout <= 0 or args.jobs < 1 or args.timing_budget < 0 or (args.threads or 1) < 1:
+        if (
+            args.case_timeout <= 0
+            or args.jobs < 1
+            or args.timing_budget < 0
+            or (args.threads is not None and args.threads < 1)
+        ):
             got = f"--case-timeout={args.case_timeout:g} --jobs={args.jobs} --timing-budget={args.timing_budget:g}"
             got += f" --threads={args.threads}"
             raise UsageError(
@@ -125,6 +148,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         store.write_json("options.json", {"run_id": run_id, **sel, "argv": argv})
 
     cases = default_cases(sel["kinds"], sel["dtypes"], sel["seed"])
+    if sel.get("shard"):
+        cases = shard_cases(cases, *sel["shard"])
     options = RunOptions(tuple(sel["frameworks"]), tuple(sel["devices"]), args.case_timeout, args.jobs,
                          args.debug, args.quiet, args.threads or os.cpu_count(), args.timing_budget)  # fmt: skip
     done = store.rows()
@@ -147,6 +172,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if level == "default":
         cpu_cases = [c for c in cpu_cases if math.prod(c.shape) <= CPU_DEFAULT_MAX_ELEMENTS]
     timed = {"cpu": cpu_cases, "gpu": timing_cases(("float32", "bfloat16"), sel["seed"])}
+    if sel.get("shard"):
+        timed = {k: shard_cases(v, *sel["shard"]) for k, v in timed.items()}
     timed_done = frozenset(
         (k["case_id"], k["framework"], device_kind(k["device"]))
         for k in (line["key"] for line in store.rows(store.TIMING))
@@ -176,13 +203,16 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if len(tdf) or level != "off":
         store.write_table("timing", tdf)
     store.write_json("env.json", env)
-    store.write_text("summary.md", render(df, env, cases, partial=partial, timing=tdf))
+    summary = render(df, env, cases, partial=partial, timing=tdf)
+    store.write_text("summary.md", summary)
+    store.write_text("report.html", render_html(df, tdf, env, summary))
 
     counts = outcome_counts(df)
     counts["api"] = counts["api"].str.split(".").str[-1]
     print(counts.to_string(index=False))
     print(
-        f"\nwrote {store.path}/ (accuracy, timing, env.json, summary.md): {len(df)} accuracy rows, {len(tdf)} timings"
+        f"\nwrote {store.path}/ (accuracy, timing, env.json, summary.md, report.html): "
+        f"{len(df)} accuracy rows, {len(tdf)} timings"
     )
     new = new_difference_count(df)
     if new:
@@ -223,6 +253,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     show["api"] = show["api"].str.split(".").str[-1]
     print(f"case {df['case_id'].iloc[0]}: exact value {df['ref_value'].iloc[0]:.17g}")
     print(show.to_string(index=False, max_colwidth=70))
+    if args.to_fw:
+        from harness.porting import porting_section
+
+        print("\n" + porting_section(df, args.from_fw or "torch", args.to_fw))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.html_report import write_html
+    from harness.merge import load_run, write_merged
+    from harness.porting import porting_guide
+    from harness.store import atomic_write
+
+    if len(args.runs) > 1 and args.out is None:
+        raise UsageError(f"Expected --out DIR to merge {len(args.runs)} runs. Received: no --out")
+    path = write_merged(args.runs, args.out) if args.out is not None else write_html(args.runs[0])
+    print(f"wrote {path}")
+    if args.porting is not None:
+        run = load_run(path.parent)
+        atomic_write(args.porting, porting_guide(run.accuracy, run.env).encode())
+        print(f"wrote {args.porting}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import compare_runs
+    from harness.summary import NOT_OK_LISTED
+
+    print(compare_runs(args.run_a, args.run_b, None if args.verbose else NOT_OK_LISTED), end="")
     return 0
 
 
@@ -262,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, argv)
         if args.command == "check":
             return cmd_check(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "compare":
+            return cmd_compare(args)
         return cmd_list(args)
     except UsageError as e:
         if debug:

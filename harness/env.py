@@ -36,13 +36,26 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+def gpu_names() -> list[str]:
+    """NVIDIA GPUs as nvidia-smi names them (empty where there is none or no driver)."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
 def environment(argv: list[str], frameworks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Everything but the per-framework part, which the workers report (version, devices, threads)."""
     return {
         "harness_version": __version__,
         "git_commit": git_commit(),
         "frameworks": frameworks,
+        "hostname": platform.node(),
         "cpu": cpu_model(),
+        "gpus": gpu_names(),
         "cpu_count": os.cpu_count(),
         "os": platform.platform(),
         "python": sys.version.split()[0],

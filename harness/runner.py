@@ -101,6 +101,8 @@ def _run_job(
     info[kind] = hello.reason or hello.device if hello else hello_error[1]
     if hello and hello.threads:
         info["threads"] = hello.threads
+    if hello and hello.versions:
+        info["versions"] = hello.versions
     counts: dict[str, int] = {}
     try:
         for case in cases:
@@ -144,8 +146,15 @@ def run_accuracy(
     a time). Keys in `skip` (from `row_key`) are not run again. Returns env.json's framework part.
     """
     refs = {c.id: reference.evaluate(c.spec, c.inputs()) for c in cases}
-    jobs = [(fw, kind) for fw in options.frameworks for kind in options.devices]
-    todo = {job: [c for c in cases if (c.id, *job) not in skip] for job in jobs}
+    todo: dict[tuple[str, str, int], list[Case]] = {}
+    for fw in options.frameworks:
+        shards = max(1, options.jobs) if registry.load(fw).compile_bound else 1
+        for kind in options.devices:
+            mine = [c for c in cases if (c.id, fw, kind) not in skip]
+            for k in range(shards):
+                todo[(fw, kind, k)] = mine[k::shards]
+    # longest first: compile-bound shards, then the rest in the order given
+    jobs = sorted((j for j in todo if todo[j]), key=lambda j: not registry.load(j[0]).compile_bound)
     progress = Progress(total=sum(len(v) for v in todo.values()), quiet=options.quiet)
     lock = threading.Lock()
 
@@ -158,11 +167,10 @@ def run_accuracy(
     pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
     try:
         futures = {
-            job: pool.submit(_run_job, *job, todo[job], refs, run_id, options, locked_sink, progress, stop)
+            job: pool.submit(_run_job, *job[:2], todo[job], refs, run_id, options, locked_sink, progress, stop)
             for job in jobs
-            if todo[job]
         }
-        for (fw, _kind), fut in futures.items():
+        for (fw, _kind, _shard), fut in futures.items():
             for k, v in fut.result().items():
                 info.setdefault(registry.load(fw).name, {})[k] = v
     except BaseException:  # Ctrl-C / SIGTERM: let every job drop its case in flight and return

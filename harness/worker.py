@@ -73,6 +73,7 @@ class Hello:
     device: str | None
     reason: str | None  # set when the framework or device is unavailable
     threads: int | None = None
+    versions: dict[str, str | None] | None = None  # every distribution the rows depend on
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
@@ -97,7 +98,7 @@ def serve(conn: Connection, framework: str, device_kind: str, debug: bool, threa
             reason = str(e)
         except Exception as e:  # a framework that fails to initialise is a reason, not a crash
             reason = f"could not start: {error_text(e)}"
-    conn.send(Hello(adapter.version(), device, reason, threads))
+    conn.send(Hello(adapter.version(), device, reason, threads, adapter.versions()))
     bandwidth: float | None = None
     while True:
         request = conn.recv()

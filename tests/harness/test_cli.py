@@ -22,7 +22,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def documented_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run") / "r"
-    p = cli("run", "--frameworks", "numpy,torch", "--kinds", "documented", "--devices", "cpu,gpu", "--out", str(out))
+    p = cli("run", "--frameworks", "numpy,torch", "--kinds", "documented", "--devices", "cpu,gpu", "--timing", "off",
+            "--out", str(out))  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert f"wrote {out}/" in p.stdout
     return out
@@ -69,6 +70,8 @@ def test_golden_values_appear_in_the_summary(documented_run: Path) -> None:
         (["run", "--kinds", "multi"], "Expected kind in {binary, multiclass, soft, smoothed, edge, documented}"),
         (["run", "--dtypes", "float8"], "Expected dtype in {float64, float32, float16, bfloat16}. Received: dtype='float8'"),
         (["run", "--devices", "tpu"], "Expected device in {cpu, gpu}. Received: device='tpu'"),
+        (["run", "--timing", "fast"], "Expected timing in {off, default, full}. Received: timing='fast'"),
+        (["run", "--threads", "0"], "Expected --case-timeout > 0, --jobs >= 1, --timing-budget >= 0, --threads >= 1"),
         (["run", "--out", "/proc/nope"], "Expected a writable --out directory"),
         (["run", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
         (["run", "--resume", "/nonexistent"], "Expected a run directory with options.json"),
@@ -83,7 +86,7 @@ def test_bad_options_one_line_exit_2(args: list[str], message: str) -> None:
 
 def test_run_never_overwrites_an_earlier_run(documented_run: Path) -> None:
     before = (documented_run / "rows.jsonl").read_bytes()
-    p = cli("run", "--frameworks", "numpy", "--kinds", "documented", "--out", str(documented_run))
+    p = cli("run", "--frameworks", "numpy", "--kinds", "documented", "--timing", "off", "--out", str(documented_run))
     assert p.returncode == 2 and "holds a run: pass --resume" in p.stderr, p.stderr
     assert (documented_run / "rows.jsonl").read_bytes() == before
 

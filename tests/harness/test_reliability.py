@@ -56,7 +56,7 @@ def test_faulty_worker_gives_rows_and_is_restarted(adapter: str, outcome: str, e
 
 def cli_run(out: Path, *extra: str) -> subprocess.Popen:
     args = [sys.executable, "-m", "harness", "run", "--frameworks", "numpy,torch", "--kinds", "multiclass,soft",
-            "--dtypes", "float64,float32", "--devices", "cpu", "--jobs", "1", "--out", str(out), *extra]  # fmt: skip
+            "--dtypes", "float64,float32", "--devices", "cpu", "--jobs", "1", "--timing", "off", "--out", str(out), *extra]  # fmt: skip
     return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -76,7 +76,9 @@ def test_real_sweep_writes_timing_rows() -> None:
     got = df.set_index(["mode", "pass"])
     assert set(got.index) == {(m, p) for m in ("eager", "compiled") for p in ("forward", "forward_backward")}
     assert (df["median_s"] > 0).all() and (df["samples"] >= 3).all() and (df["threads"] == 1).all()
-    assert df[df["mode"] == "compiled"]["compile_s"].notna().all() and df[df["mode"] == "eager"]["compile_s"].isna().all()
+    assert (
+        df[df["mode"] == "compiled"]["compile_s"].notna().all() and df[df["mode"] == "eager"]["compile_s"].isna().all()
+    )
     assert ((df["roofline_frac"] > 0) & (df["roofline_frac"] < 1)).all(), df[["mode", "pass", "gbps", "roofline_frac"]]
     assert info["bandwidth_gbps"]["cpu"] > 0 and "numpy" in info["not_timed"]
     assert math.isclose(df["gbps"].iloc[0], df["bytes_min"].iloc[0] / df["median_s"].iloc[0] / 1e9)

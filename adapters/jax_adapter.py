@@ -1,0 +1,367 @@
+"""JAX/optax: optax.losses softmax_cross_entropy(_with_integer_labels), safe_softmax_cross_entropy and
+sigmoid_binary_cross_entropy, evaluated as ``jax.jit(jax.value_and_grad(...))``.
+
+Layout convention: in every snippet ``x`` (and probability targets ``y``) are in optax's layout, classes
+LAST: (N, d1..dk, C). `JaxAdapter.evaluate` moves axis 1 to the end before the call and moves the
+gradient (and a sigmoid ``none`` loss) back, so no snippet passes ``axis=``. Index targets ``y`` are int32
+(N, d1..dk); ``w`` is (C,) and broadcasts along the last axis.
+
+optax returns per-example losses and has no class weights, ignore_index or reduction of its own
+(https://optax.readthedocs.io/en/latest/api/losses.html). So:
+
+- `native` is the obvious port: ``.mean()`` / ``.sum()`` of the per-example losses, class weights as
+  ``loss * w[y]`` (index targets) or ``labels * w`` (distributions), labels equal to ignore_index passed
+  straight in, label smoothing through ``optax.smooth_labels`` on one-hot or probability labels.
+- `matched` composes the canonical semantics (DESIGN.md) in ``jax.numpy`` around the optax call:
+  weighted mean over sum(w[y]) of non-ignored elements; ignored elements get a valid label in and their
+  loss zeroed out (a double ``jnp.where``), so neither value nor gradient depends on what an
+  out-of-range gather returns.
+
+What optax really does where it differs (pinned in tests/adapters/test_jax_adapter.py):
+
+- an integer label outside [0, C) is not an error: ``take_along_axis`` wraps negative labels once
+  (-1 reads class C-1) and fills a label still out of range with NaN (optax#1185), while
+  ``jax.nn.one_hot`` turns it into a zero row (a silent loss of 0);
+- a -inf logit with target 0 gives 0 * -inf = NaN in softmax_cross_entropy, not in
+  safe_softmax_cross_entropy (optax#896, optax 0.2.3+);
+- ``optax.smooth_labels`` spreads ``e`` over the size of the last axis, so on element-wise binary targets
+  it smooths towards 1/C, not towards 1/2.
+
+float64 cases need ``jax_enable_x64``; the adapter turns it on in its own worker process (and in the
+test process) the first time it imports jax. Every array is created with an explicit dtype so float32,
+float16 and bfloat16 cases still compute in their dtype; `evaluate` raises if a result was promoted.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from adapters.base import Adapter, Api, Recipe, Unavailable, make_function, py
+from cases.spec import Inputs, LossSpec
+
+INTEGER = "optax.losses.softmax_cross_entropy_with_integer_labels"
+SOFTMAX = "optax.losses.softmax_cross_entropy"
+SAFE = "optax.losses.safe_softmax_cross_entropy"
+SIGMOID = "optax.losses.sigmoid_binary_cross_entropy"
+SAFE_SINCE = (0, 2, 3)  # first optax release with safe_softmax_cross_entropy (PR #898 split it out)
+
+ONE_HOT = "jax.nn.one_hot(y, x.shape[-1], dtype=x.dtype)"  # dtype=: one_hot defaults to float64 under x64
+# softmax_cross_entropy computes labels * log_softmax, which is 0 * -inf = NaN at a masked logit; `where`
+# (optax 0.2.4+) leaves those classes out, which is the 0 log 0 = 0 convention (optax#896).
+KEEP = "where=(labels != 0) | (x > -jnp.inf)"
+
+
+def _reduce_mean_over_elements(spec: LossSpec) -> list[str]:
+    return {"mean": ["loss = loss.mean()"], "sum": ["loss = loss.sum()"], "none": []}[spec.reduction]
+
+
+def _suffix(spec: LossSpec) -> str:
+    return {"mean": ".mean()", "sum": ".sum()", "none": ""}[spec.reduction]
+
+
+def _index_prologue(spec: LossSpec) -> list[str]:
+    """Mask ignored elements: a valid label in (the double-where trick); `_index_epilogue` zeroes their loss."""
+    if spec.ignore_index is None:
+        return []
+    return [
+        f"valid = y != {spec.ignore_index}",
+        "y = jnp.where(valid, y, 0)  # a valid label in (an out-of-range one reads NaN); zeroed below",
+    ]
+
+
+def _index_epilogue(spec: LossSpec) -> list[str]:
+    """Zero ignored elements and reduce with PyTorch's rule: mean divides by sum(w[y]) over non-ignored."""
+    lines = ["loss = jnp.where(valid, loss, 0)"] if spec.ignore_index is not None else []
+    if spec.reduction != "mean":
+        return lines + _reduce_mean_over_elements(spec)
+    if spec.weighted:
+        wy = "w[y]" if spec.ignore_index is None else "jnp.where(valid, w[y], 0)"
+        return [*lines, f"loss = loss.sum() / {wy}.sum()"]
+    if spec.ignore_index is not None:
+        return [*lines, "loss = loss.sum() / valid.sum()"]
+    return [*lines, "loss = loss.mean()"]
+
+
+def _log(spec: LossSpec, safe_where: str) -> str:
+    """log p of a (log-)probability input; `safe_where` is the condition under which the value is used."""
+    if spec.input == "log_probs":
+        return f"jnp.where({safe_where}, x, 0)"
+    return f"jnp.log(jnp.where({safe_where}, x, 1))"  # 0 * log 0 = 0 with a zero (not NaN) gradient
+
+
+# -- optax.losses.softmax_cross_entropy_with_integer_labels ----------------------------------------------
+def _integer_labels(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    call = f"{INTEGER}(x, y)"
+    if spec.label_smoothing:
+        why = f"{INTEGER} has no label smoothing; optax.smooth_labels needs one-hot labels (see {SOFTMAX})"
+        native = Recipe("native", None, why)
+    elif spec.weighted:
+        native = Recipe("native", f"loss = ({call} * w[y]){_suffix(spec)}")
+    else:
+        native = Recipe("native", f"loss = {call}{_suffix(spec)}")
+
+    lines = _index_prologue(spec)
+    if spec.input == "logits":
+        ce = call
+    else:  # the optax call would apply log_softmax again: pick log p[y] directly (an NLL)
+        picked = "jnp.take_along_axis(x, y[..., None], axis=-1)[..., 0]"
+        ce = f"-{picked}" if spec.input == "log_probs" else f"-jnp.log({picked})"
+    wy = "w[y] * " if spec.weighted else ""
+    if spec.label_smoothing:  # -(1-e) w[y] log p[y] - (e/C) sum_c w[c] log p[c]
+        e = py(spec.label_smoothing)
+        logp = {"logits": "jax.nn.log_softmax(x)", "log_probs": "x", "probs": "jnp.log(x)"}[spec.input]
+        wlogp = f"(w * {logp})" if spec.weighted else logp
+        lines += [f"ce = {ce}", f"loss = (1 - {e}) * {wy}ce - {e} / x.shape[-1] * {wlogp}.sum(-1)"]
+    else:
+        lines.append(f"loss = {wy}{ce}")
+    lines += _index_epilogue(spec)
+    canonical = spec.input == "logits" and spec.ignore_index is None and not spec.label_smoothing
+    if canonical and (not spec.weighted or spec.reduction != "mean"):
+        return native, Recipe("matched", native.code)  # the obvious port is already canonical
+    return native, Recipe("matched", "\n".join(lines))
+
+
+# -- optax.losses.softmax_cross_entropy and safe_softmax_cross_entropy --------------------------------------
+def _labels_native(spec: LossSpec) -> str:
+    labels = ONE_HOT if spec.target == "index" else "y"
+    if spec.label_smoothing:
+        labels = f"optax.smooth_labels({labels}, {py(spec.label_smoothing)})"
+    return labels
+
+
+def _distribution(api: str, spec: LossSpec) -> tuple[Recipe, Recipe]:
+    labels = _labels_native(spec)
+    if spec.weighted:
+        labels = f"{labels} * w"
+    native = Recipe("native", f"loss = {api}(x, {labels}){_suffix(spec)}")
+
+    lines = _index_prologue(spec) if spec.target == "index" else []
+    lines.append(f"labels = {_labels_native(spec)}" + (" * w" if spec.weighted else ""))
+    if spec.input != "logits":  # the optax call would apply log_softmax again: -sum labels * log p
+        lines.append(f"loss = -(labels * {_log(spec, 'labels != 0')}).sum(-1)")
+    elif api == SOFTMAX:
+        lines.append(f"loss = {api}(x, labels, {KEEP})")
+    else:
+        lines.append(f"loss = {api}(x, labels)")
+    if spec.target == "index":
+        lines += _index_epilogue(spec)
+    else:
+        lines += _reduce_mean_over_elements(spec)  # distributions: the mean is over elements
+    if api == SAFE and spec.input == "logits" and spec.target == "prob":
+        return native, Recipe("matched", native.code)  # the obvious port is already canonical
+    return native, Recipe("matched", "\n".join(lines))
+
+
+# -- optax.losses.sigmoid_binary_cross_entropy ----------------------------------------------------------------
+def _sigmoid(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    if spec.weighted:
+        native = Recipe("native", None, f"{SIGMOID} has no pos_weight argument")
+    else:
+        labels = f"optax.smooth_labels(y, {py(spec.label_smoothing)})" if spec.label_smoothing else "y"
+        native = Recipe("native", f"loss = {SIGMOID}(x, {labels}){_suffix(spec)}")
+
+    lines = []
+    if spec.label_smoothing:
+        e = py(spec.label_smoothing)
+        lines.append(f"y = (1 - {e}) * y + {e} / 2  # towards 1/2: optax.smooth_labels would use {e} / C")
+    if spec.input == "probs":  # no optax API takes probabilities: log(x) and log(1 - x), unclipped
+        lines += [
+            "pos, neg = " + ("w * y" if spec.weighted else "y") + ", 1 - y",
+            "loss = -(pos * jnp.log(jnp.where(pos != 0, x, 1)) + neg * jnp.log1p(-jnp.where(neg != 0, x, 0)))",
+        ]
+    elif spec.weighted:  # optax's own formula with pos_weight on the positive term
+        lines.append("loss = -(w * y * jax.nn.log_sigmoid(x) + (1 - y) * jax.nn.log_sigmoid(-x))")
+    else:
+        lines.append(f"loss = {SIGMOID}(x, y)")
+    lines += _reduce_mean_over_elements(spec)
+    if spec.input == "logits" and not spec.weighted and not spec.label_smoothing:
+        return native, Recipe("matched", native.code)  # the obvious port is already canonical
+    return native, Recipe("matched", "\n".join(lines))
+
+
+APIS = (
+    Api(INTEGER, lambda s: s.family == "softmax" and s.target == "index", _integer_labels),
+    # Distributions; index targets only where optax needs one-hot labels anyway: label smoothing.
+    Api(
+        SOFTMAX,
+        lambda s: s.family == "softmax" and (s.target == "prob" or s.label_smoothing > 0),
+        lambda s: _distribution(SOFTMAX, s),
+    ),
+    Api(SAFE, lambda s: s.family == "softmax" and s.target == "prob", lambda s: _distribution(SAFE, s)),
+    Api(SIGMOID, lambda s: s.family == "sigmoid" and s.input in ("logits", "probs"), _sigmoid),
+)
+
+
+def _to_last(a: np.ndarray) -> np.ndarray:
+    return np.moveaxis(a, 1, -1) if a.ndim > 2 else a
+
+
+def _to_axis1(a: np.ndarray) -> np.ndarray:
+    return np.moveaxis(a, -1, 1) if a.ndim > 2 else a
+
+
+class JaxAdapter(Adapter):
+    """JAX with optax's losses.
+
+    `package` is optax: every API under test is an optax function, and its release decides which exist
+    (safe_softmax_cross_entropy 0.2.3+, the ``where`` argument 0.2.4+) and their documented semantics;
+    optax pins the jax it supports. `versions()` gives jax and jaxlib's versions as well.
+    """
+
+    name = "jax"
+    package = "optax"
+    compile_bound = True  # every (recipe, shape, dtype) is an XLA compile of ~0.3 s here
+    install_hint = "pip install -e '.[jax]' -c constraints.txt"
+    apis = APIS
+
+    def __init__(self) -> None:
+        self._modules: tuple[Any, Any, Any] | None = None
+        self._functions: dict[str, Callable[..., Any]] = {}  # recipe code -> function (stable for jit)
+        self._jitted: dict[Callable[..., Any], Callable[..., Any]] = {}  # function -> jitted value_and_grad
+
+    def versions(self) -> dict[str, str | None]:
+        """Versions of every distribution the rows depend on (for env.json)."""
+        out: dict[str, str | None] = {}
+        for dist in ("jax", "jaxlib", "optax"):
+            try:
+                out[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                out[dist] = None
+        return out
+
+    def unavailable(self) -> str | None:
+        missing = [m for m in ("jax", "jaxlib", "optax") if importlib.util.find_spec(m) is None]
+        if missing:
+            return f"{', '.join(missing)} not installed ({self.install_hint})"
+        return None
+
+    def apis_for(self, spec: LossSpec) -> tuple[Api, ...]:
+        apis = super().apis_for(spec)
+        version = self.version()
+        if version is not None and _release(version) < SAFE_SINCE:
+            apis = tuple(a for a in apis if a.name != SAFE)
+        return apis
+
+    def _import(self) -> tuple[Any, Any, Any]:
+        """jax, jax.numpy and optax, configured once: no whole-GPU preallocation, float64 enabled."""
+        if self._modules is None:
+            os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # read at the first jax import
+            import jax
+            import jax.numpy as jnp
+            import optax
+
+            jax.config.update("jax_enable_x64", True)  # float64 cases; this worker's process only
+            self._modules = (jax, jnp, optax)
+        return self._modules
+
+    # -- framework hooks -------------------------------------------------------------------------
+    def device(self, kind: str) -> str:
+        jax, _, _ = self._import()
+        if kind == "cpu":
+            return "cpu"
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError as e:
+            raise Unavailable(f"no GPU: {str(e).splitlines()[0]}") from e
+        return str(gpus[0])  # e.g. cuda:0
+
+    def compile(self, code: str) -> Callable[..., Any]:
+        if code not in self._functions:
+            jax, jnp, optax = self._import()
+            self._functions[code] = make_function(code, {"jax": jax, "jnp": jnp, "optax": optax})
+        return self._functions[code]
+
+    def _value_and_grad(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """jit(value_and_grad) of `fn`, kept so that jit's own cache serves later shapes and dtypes."""
+        if fn not in self._jitted:
+            jax, _, _ = self._import()
+
+            def total(x: Any, y: Any, w: Any) -> tuple[Any, Any]:
+                loss = fn(x, y, w)
+                return (loss.sum() if loss.ndim else loss), loss  # for `none`, the gradient of the sum
+
+            self._jitted[fn] = jax.jit(jax.value_and_grad(total, has_aux=True))
+        return self._jitted[fn]
+
+    def _stage(self, spec: LossSpec, inputs: Inputs, dtype: str, device: str) -> tuple[Any, Any, Any]:
+        """x, y, w on the JAX device, classes last."""
+        jax, jnp, _ = self._import()
+        dt = jnp.dtype(getattr(jnp, dtype))
+        platform, _, index = device.partition(":")  # what device() returned: cpu, cuda:0
+        found = [d for d in jax.devices("cpu" if platform == "cpu" else "gpu") if d.id == int(index or 0)]
+        if not found:
+            raise Unavailable(f"no JAX device {device!r} here")
+        dev = found[0]
+
+        def put(a: np.ndarray, adt: Any) -> Any:
+            return jax.device_put(np.asarray(a).astype(adt), dev)  # exact: inputs are representable in dtype
+
+        x = put(_to_last(inputs.x), dt)
+        y = put(inputs.target, np.int32) if spec.target == "index" else put(_to_last(inputs.target), dt)
+        w = None if inputs.weight is None else put(inputs.weight, dt)
+        return x, y, w
+
+    def _enable_compilation_cache(self) -> None:
+        """Keep XLA executables on disk for the accuracy pass: ~320 compiles of ~0.3 s each dominate it,
+        and a cached executable is the same program (same numbers). Timing workers never call this, so
+        their compile times are real compiles. JAX_COMPILATION_CACHE_DIR, if set, wins."""
+        jax, _, _ = self._import()
+        if jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+            return
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        jax.config.update("jax_compilation_cache_dir", os.path.join(base, "ce-harness", "xla"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # ours take ~0.3 s, under the default 1 s
+
+    def evaluate(
+        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._enable_compilation_cache()
+        _, jnp, _ = self._import()
+        dt = jnp.dtype(getattr(jnp, dtype))
+        x, y, w = self._stage(spec, inputs, dtype, device)
+        (_, loss), grad = self._value_and_grad(fn)(x, y, w)
+        if loss.dtype != dt or grad.dtype != dt:
+            raise RuntimeError(f"computed in {loss.dtype}/{grad.dtype}, not {dtype}: a promotion in the recipe")
+        value = np.asarray(loss).astype(np.float64)
+        if spec.family == "sigmoid":
+            value = _to_axis1(value)  # element-wise `none` losses have x's layout
+        return value, _to_axis1(np.asarray(grad).astype(np.float64))
+
+    def timer(
+        self, code: str, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str, pass_: str
+    ) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+        """Eager is op-by-op dispatch (no jit); compiled is jax.jit, freshly wrapped so that its first
+        call compiles (and is reported as compile time)."""
+        jax, jnp, optax = self._import()
+        fn = make_function(code, {"jax": jax, "jnp": jnp, "optax": optax})  # not the cached one: jit anew
+        x, y, w = self._stage(spec, inputs, dtype, device)
+        if pass_ == "forward":
+            step = fn
+        else:
+
+            def total(x: Any, y: Any, w: Any) -> Any:
+                loss = fn(x, y, w)
+                return loss.sum() if loss.ndim else loss
+
+            step = jax.grad(total)
+        if mode == "compiled":
+            step = jax.jit(step)
+        return (lambda: step(x, y, w)), jax.block_until_ready
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(0, 2, 3) from '0.2.3' or '0.2.3.dev0'."""
+    parts = []
+    for p in version.split(".")[:3]:
+        digits = "".join(ch for ch in p if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+ADAPTER = JaxAdapter()
