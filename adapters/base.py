@@ -102,6 +102,14 @@ def make_function(code: str, namespace: Mapping[str, Any]) -> Callable[..., Any]
     return scope["_loss"]
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, torch.cuda.OutOfMemoryError, TensorFlow's ResourceExhaustedError, XLA's RESOURCE_EXHAUSTED."""
+    text = f"{type(exc).__name__}: {exc}"
+    return isinstance(exc, MemoryError) or any(
+        k in text for k in ("OutOfMemory", "out of memory", "ResourceExhausted", "RESOURCE_EXHAUSTED")
+    )
+
+
 def error_text(exc: BaseException) -> str:
     """``Type: first line of the message``, as the `error` column holds it."""
     msg = str(exc).strip().splitlines()
@@ -205,6 +213,8 @@ class Adapter(ABC):
         except Exception as e:  # the framework raised: that is a finding, recorded as such
             if debug:
                 traceback.print_exc()
+            if is_out_of_memory(e):  # too large for this device: a limit of the machine, not of the API
+                return Result(api, recipe.name, recipe.code, "unsupported", f"out of memory: {error_text(e)}")
             return Result(api, recipe.name, recipe.code, "raised", error_text(e))
         value, grad = np.asarray(value, np.float64), np.asarray(grad, np.float64)
         return Result(api, recipe.name, recipe.code, None, "", value, grad)

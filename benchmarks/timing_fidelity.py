@@ -6,8 +6,10 @@ loop of `jax.block_until_ready` calls. Target: every ratio within 0.9 to 1.1.
 
     python benchmarks/timing_fidelity.py [--device cpu|gpu] [--budget 1.0] [--threads N]
 
-Run it on a quiet machine: on a 2-core box a second busy process slows multi-threaded kernels
-tenfold and no method can be faithful then.
+The two methods alternate over several rounds (harness, reference, harness, ...) and the medians
+of their round medians are compared, so that drift of the machine between two back-to-back
+measurements does not pass for a difference of method. Run it on a quiet machine: on a 2-core box
+a second busy process slows multi-threaded kernels tenfold and no method can be faithful then.
 """
 
 from __future__ import annotations
@@ -25,9 +27,20 @@ from cases.generator import timing_cases
 from harness.timing import measure
 
 PASSES = ("forward", "forward_backward")
+ROUNDS = 9
+
+
+def alternate(ours, theirs) -> tuple[float, float]:
+    """Median over ROUNDS of each method's median, the two methods taking turns."""
+    a, b = [], []
+    for _ in range(ROUNDS):
+        a.append(ours())
+        b.append(theirs())
+    return statistics.median(a), statistics.median(b)
 
 
 def torch_rows(device_kind: str, budget: float) -> list[tuple[str, float, float]]:
+    import torch
     import torch.utils.benchmark as tb
 
     from adapters.torch_adapter import ADAPTER
@@ -40,12 +53,16 @@ def torch_rows(device_kind: str, budget: float) -> list[tuple[str, float, float]
         for mode in ("eager", "compiled"):
             for pass_ in PASSES:
                 call, sync = ADAPTER.timer(code, case.spec, case.inputs(), case.dtype, device, mode, pass_)
-                ours = measure(call, sync, budget_s=budget).median_s
 
                 def stmt(call=call, sync=sync) -> None:
                     sync(call())
 
-                theirs = tb.Timer(stmt="stmt()", globals={"stmt": stmt}).blocked_autorange(min_run_time=budget).median
+                # Timer runs single-threaded unless told: give it the threads the harness uses
+                timer = tb.Timer(stmt="stmt()", globals={"stmt": stmt}, num_threads=torch.get_num_threads())
+                ours, theirs = alternate(
+                    lambda call=call, sync=sync: measure(call, sync, budget_s=budget).median_s,
+                    lambda timer=timer: timer.blocked_autorange(min_run_time=budget).median,
+                )
                 rows.append((f"torch {case.shape_str} {mode} {pass_}", ours, theirs))
     return rows
 
@@ -63,23 +80,29 @@ def jax_rows(device_kind: str, budget: float) -> list[tuple[str, float, float]]:
         for mode in ("eager", "compiled"):
             for pass_ in PASSES:
                 call, sync = ADAPTER.timer(code, case.spec, case.inputs(), case.dtype, device, mode, pass_)
-                ours = measure(call, sync, budget_s=budget).median_s
-                for _ in range(3):  # warm up, as anyone would
-                    jax.block_until_ready(call())
-                per_call = []
-                deadline = time.perf_counter() + budget
-                while time.perf_counter() < deadline or len(per_call) < 5:
-                    t0 = time.perf_counter()
-                    jax.block_until_ready(call())
-                    per_call.append(time.perf_counter() - t0)
-                rows.append((f"jax {case.shape_str} {mode} {pass_}", ours, statistics.median(per_call)))
+
+                def hand_loop(call=call) -> float:
+                    for _ in range(3):  # warm up, as anyone would
+                        jax.block_until_ready(call())
+                    per_call = []
+                    deadline = time.perf_counter() + budget
+                    while time.perf_counter() < deadline or len(per_call) < 5:
+                        t0 = time.perf_counter()
+                        jax.block_until_ready(call())
+                        per_call.append(time.perf_counter() - t0)
+                    return statistics.median(per_call)
+
+                ours, theirs = alternate(
+                    lambda call=call, sync=sync: measure(call, sync, budget_s=budget).median_s, hand_loop
+                )
+                rows.append((f"jax {case.shape_str} {mode} {pass_}", ours, theirs))
     return rows
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    p.add_argument("--budget", type=float, default=1.0, help="seconds of sampling per measurement and tool")
+    p.add_argument("--budget", type=float, default=0.3, help="seconds of sampling per measurement, per round")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     args = p.parse_args()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):

@@ -36,6 +36,16 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+def no_gpu_reason() -> str | None:
+    """Why no framework can have a GPU here (no NVIDIA or AMD device node), or None if one may.
+
+    Checked before starting GPU workers, so a CPU-only machine does not import every framework just
+    to be told so."""
+    if Path("/dev/nvidiactl").exists() or any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists():
+        return None
+    return "no GPU: this machine has no NVIDIA or AMD GPU device (/dev/nvidia*, /dev/kfd)"
+
+
 def gpu_names() -> list[str]:
     """NVIDIA GPUs as nvidia-smi names them (empty where there is none or no driver)."""
     try:

@@ -17,6 +17,7 @@ from adapters.base import Adapter
 from adapters.reference import Evaluation
 from cases.names import FRAMEWORKS
 from cases.spec import Case
+from harness.env import no_gpu_reason
 from harness.rows import ACCURACY_COLUMNS, TIMING_COLUMNS, accuracy_row, placeholder_rows, timing_row
 from harness.timing import copy_bandwidth_gbps
 from harness.worker import Interrupted, TimingRequest, Worker, WorkerDied
@@ -88,6 +89,14 @@ def _run_job(
         progress.line(f"{framework} {kind}: unsupported ({reason})")
         return info
 
+    if kind == "gpu" and (why := no_gpu_reason()):
+        for case in cases:
+            sink(placeholder_rows(run_id, case, adapter, version, kind, "unsupported", why, refs[case.id]))
+            progress.step(framework)
+        info[kind] = why
+        progress.line(f"{framework} {kind}: unsupported ({why})")
+        return info
+
     t0 = time.perf_counter()
     worker = Worker(framework, kind, options.debug, options.threads)
     hello = None
@@ -148,9 +157,10 @@ def run_accuracy(
     refs = {c.id: reference.evaluate(c.spec, c.inputs()) for c in cases}
     todo: dict[tuple[str, str, int], list[Case]] = {}
     for fw in options.frameworks:
-        shards = max(1, options.jobs) if registry.load(fw).compile_bound else 1
         for kind in options.devices:
             mine = [c for c in cases if (c.id, fw, kind) not in skip]
+            split = registry.load(fw).compile_bound and not (kind == "gpu" and no_gpu_reason())
+            shards = max(1, options.jobs) if split else 1
             for k in range(shards):
                 todo[(fw, kind, k)] = mine[k::shards]
     # longest first: compile-bound shards, then the rest in the order given
@@ -216,7 +226,7 @@ def run_timing(
             continue
         for kind in options.devices:
             todo = [c for c in cases.get(kind, ()) if (c.id, adapter.name, kind) not in skip]
-            reason = adapter.unavailable()
+            reason = adapter.unavailable() or (no_gpu_reason() if kind == "gpu" else None)
             if not todo or reason:
                 if reason:
                     info["not_timed"][f"{adapter.name} {kind}"] = reason

@@ -8,6 +8,7 @@ and is restarted for the next.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import signal
@@ -110,6 +111,7 @@ def serve(conn: Connection, framework: str, device_kind: str, debug: bool, threa
             conn.send((time_case(adapter, request, device), bandwidth))
         else:
             conn.send(adapter.run_case(request, device, debug))
+        gc.collect()  # free this case's arrays (and framework buffers they pin) before the next
 
 
 class Interrupted(Exception):

@@ -44,3 +44,10 @@ class Faulty(Adapter):
 ABORTS = Faulty("aborts", os.abort)
 HANGS = Faulty("hangs", lambda: time.sleep(3600))
 KILLED = Faulty("killed", lambda: os.kill(os.getpid(), signal.SIGKILL))
+
+
+def _oom() -> None:
+    raise MemoryError("Unable to allocate 512. GiB for an array with shape (4096, 32000, 1000)")
+
+
+OOM = Faulty("oom", _oom)

@@ -36,7 +36,12 @@ def run_with(framework: str, timeout: float = 60.0) -> pd.DataFrame:
 
 @pytest.mark.parametrize(
     ("adapter", "outcome", "error"),
-    [("aborts", "crashed", "SIGABRT"), ("killed", "crashed", "SIGKILL"), ("hangs", "timeout", "--case-timeout=3")],
+    [
+        ("aborts", "crashed", "SIGABRT"),
+        ("killed", "crashed", "SIGKILL"),
+        ("hangs", "timeout", "--case-timeout=3"),
+        ("oom", "unsupported", "out of memory: MemoryError: Unable to allocate"),
+    ],
 )
 def test_faulty_worker_gives_rows_and_is_restarted(adapter: str, outcome: str, error: str) -> None:
     df = run_with(f"tests.harness.faulty_adapter:{adapter.upper()}", timeout=3.0)
