@@ -51,9 +51,9 @@ def test_faulty_worker_gives_rows_and_is_restarted(adapter: str, outcome: str, e
     assert len(faulted) and set(faulted["outcome"]) <= {outcome, "unsupported"}, faulted[
         ["case_id", "outcome", "error"]
     ]
-    assert faulted[faulted["outcome"] == outcome]["error"].str.contains(error, regex=False).all(), faulted[
-        "error"
-    ].tolist()
+    hit = faulted[faulted["recipe"] == "native"]  # the matched recipe of these adapters is unsupported by design
+    assert (hit["outcome"] == outcome).all(), hit["outcome"].tolist()
+    assert hit["error"].str.contains(error, regex=False).all(), hit["error"].tolist()
     # the restarted worker finished the cases after the fault, and numpy was never disturbed
     assert len(rest) == sum(c.spec.reduction != "sum" for c in CASES) and set(rest["outcome"]) == {"ok"}
     assert set(df[df["framework"] == "numpy"]["outcome"]) == {"ok"}
