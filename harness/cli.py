@@ -60,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--shard", metavar="K/N", help="run shard K of N of the cases (merge shards with `report`)")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    run.add_argument("--verbose", action="store_true", help="a line per finished framework and device, even when piped")
     run.add_argument("--debug", action="store_true", help="tracebacks for errors")
 
     chk = sub.add_parser("check", help="compare the frameworks on your own tensors (an .npz with x, target, weight)")
@@ -82,6 +83,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories")
     rep.add_argument("--out", type=Path, help="directory for the merged report (required with several RUN_DIRs)")
     rep.add_argument("--porting", type=Path, metavar="FILE", help="also write the porting guide (reports/PORTING.md)")
+    rep.add_argument("--publish", type=Path, metavar="FILE", help="also copy summary.md there (reports/cpu.md)")
     rep.add_argument("--debug", action="store_true", help="tracebacks for errors")
 
     cmp = sub.add_parser("compare", help="what changed from RUN_A to RUN_B: outcomes, errors, timings, versions")
@@ -150,8 +152,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     cases = default_cases(sel["kinds"], sel["dtypes"], sel["seed"])
     if sel.get("shard"):
         cases = shard_cases(cases, *sel["shard"])
-    options = RunOptions(tuple(sel["frameworks"]), tuple(sel["devices"]), args.case_timeout, args.jobs,
-                         args.debug, args.quiet, args.threads or os.cpu_count(), args.timing_budget)  # fmt: skip
+    options = RunOptions(
+        frameworks=tuple(sel["frameworks"]), devices=tuple(sel["devices"]), case_timeout=args.case_timeout,
+        jobs=args.jobs, debug=args.debug, quiet=args.quiet, verbose=args.verbose,
+        threads=args.threads or os.cpu_count(), timing_budget_s=args.timing_budget,
+    )  # fmt: skip
     done = store.rows()
     skip = frozenset(row_key(r[0]) for r in done if r)
 
@@ -270,6 +275,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"Expected --out DIR to merge {len(args.runs)} runs. Received: no --out")
     path = write_merged(args.runs, args.out) if args.out is not None else write_html(args.runs[0])
     print(f"wrote {path}")
+    if args.publish is not None:
+        atomic_write(args.publish, (path.parent / "summary.md").read_bytes())
+        print(f"wrote {args.publish}")
     if args.porting is not None:
         run = load_run(path.parent)
         atomic_write(args.porting, porting_guide(run.accuracy, run.env).encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -33,6 +34,7 @@ class RunOptions:
     jobs: int = 2
     debug: bool = False
     quiet: bool = False
+    verbose: bool = False
     threads: int | None = None  # intra-op threads for every framework (None: the frameworks' default)
     timing_budget_s: float = 0.3  # sampling seconds per timing measurement (at least 3 samples)
 
@@ -49,10 +51,12 @@ def row_key(row: dict[str, Any]) -> tuple[str, str, str]:
 
 @dataclass
 class Progress:
-    """One line per finished (framework, device); a live counter when stderr is a terminal."""
+    """A live counter (case runs done, elapsed, current framework) when stderr is a terminal; one line
+    per finished (framework, device) there or with --verbose; nothing with --quiet or when piped."""
 
     total: int
     quiet: bool = False
+    verbose: bool = False
     done: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     live: bool = field(default_factory=lambda: sys.stderr.isatty())
@@ -66,7 +70,7 @@ class Progress:
                 print(f"\r  {self.done}/{self.total} case runs, {el:5.1f} s, {label}   ", end="", file=sys.stderr)
 
     def line(self, text: str) -> None:
-        if self.quiet:
+        if self.quiet or not (self.live or self.verbose):
             return
         with self.lock:
             print(("\r" if self.live else "") + text + " " * 20, file=sys.stderr)
@@ -98,7 +102,10 @@ def _run_job(
         return info
 
     t0 = time.perf_counter()
-    worker = Worker(framework, kind, options.debug, options.threads)
+    # accuracy workers run `jobs` at a time: they share the cores (oversubscribed OpenMP threads spin
+    # against each other and run several times slower); timing workers run alone and get them all
+    threads = max(1, (options.threads or os.cpu_count() or 1) // max(1, options.jobs))
+    worker = Worker(framework, kind, options.debug, threads)
     hello = None
     try:
         hello = worker.start()
@@ -165,7 +172,7 @@ def run_accuracy(
                 todo[(fw, kind, k)] = mine[k::shards]
     # longest first: compile-bound shards, then the rest in the order given
     jobs = sorted((j for j in todo if todo[j]), key=lambda j: not registry.load(j[0]).compile_bound)
-    progress = Progress(total=sum(len(v) for v in todo.values()), quiet=options.quiet)
+    progress = Progress(total=sum(len(v) for v in todo.values()), quiet=options.quiet, verbose=options.verbose)
     lock = threading.Lock()
 
     def locked_sink(rows: list[dict[str, Any]]) -> None:
@@ -216,7 +223,7 @@ def run_timing(
     Returns what env.json records: the bandwidth per device and why something was not timed.
     """
     total = sum(len(cases.get(k, ())) for k in options.devices) * len(options.frameworks)
-    progress = Progress(total=total, quiet=options.quiet)
+    progress = Progress(total=total, quiet=options.quiet, verbose=options.verbose)
     info: dict[str, Any] = {"bandwidth_gbps": {"cpu": copy_bandwidth_gbps()}, "not_timed": {}}
     timeout = max(options.case_timeout, 600.0)  # a first torch.compile alone can take ~30 s here
     for framework in options.frameworks:
