@@ -348,7 +348,7 @@ def label_oob_nan(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Eva
     """Out-of-range labels read as NaN (JAX gathers' default mode "fill", after normalising negative
     indices): the element, and so any reduction over it, is NaN, while the gradient stays finite: the
     filled NaN does not depend on x, so such an element keeps only its log-sum-exp term,
-    softmax(x) w[clip(y)] / D. https://github.com/google-deepmind/optax/issues/1185"""
+    softmax(x) w[clip(y)] / N (the mean of an obvious port). https://github.com/google-deepmind/optax/issues/1185"""
     if spec.family != "softmax" or spec.target != "index" or spec.ignore_index is None or spec.label_smoothing:
         return None
     y = np.asarray(inputs.target)
@@ -366,7 +366,7 @@ def label_oob_nan(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Eva
     with np.errstate(all="ignore"):
         p = np.exp(x - x.max(axis=1, keepdims=True))
         p = p / p.sum(axis=1, keepdims=True)
-    d = (wy.sum() if spec.weighted else float(y.size)) if spec.reduction == "mean" else 1.0
+    d = float(y.size) if spec.reduction == "mean" else 1.0  # the obvious port's mean: (loss * w[y]).mean()
     a, _ = softmax_coefficients(plain, Inputs(x, inside, inputs.weight), F64)
     grad_good = (-a + p * a.sum(axis=1, keepdims=True)) / d
     grad = np.where(np.expand_dims(bad, 1), p * np.expand_dims(wy, 1) / d, grad_good)
