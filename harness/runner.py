@@ -84,21 +84,14 @@ def _run_job(
     adapter = registry.load(framework)
     version = adapter.version()
     info: dict[str, Any] = {"version": version}
-    reason = adapter.unavailable()
+    # not installed, or no GPU on this machine at all: no worker needed to say so
+    reason = adapter.unavailable() or (no_gpu_reason() if kind == "gpu" else None)
     if reason is not None:
         for case in cases:
             sink(placeholder_rows(run_id, case, adapter, version, kind, "unsupported", reason, refs[case.id]))
             progress.step(framework)
         info[kind] = reason
         progress.line(f"{framework} {kind}: unsupported ({reason})")
-        return info
-
-    if kind == "gpu" and (why := no_gpu_reason()):
-        for case in cases:
-            sink(placeholder_rows(run_id, case, adapter, version, kind, "unsupported", why, refs[case.id]))
-            progress.step(framework)
-        info[kind] = why
-        progress.line(f"{framework} {kind}: unsupported ({why})")
         return info
 
     t0 = time.perf_counter()
