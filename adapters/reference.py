@@ -67,6 +67,13 @@ def numpy_dtype(dtype: str) -> np.dtype:
     return np.dtype(dtype)
 
 
+def softmax(x: np.ndarray) -> np.ndarray:
+    """softmax along the class axis (axis 1), 0 for -inf entries."""
+    with np.errstate(all="ignore"):
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
 def evaluate(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluation:
     """Value, gradient and error scale of the canonical loss, computed in `dtype`.
 

@@ -19,6 +19,7 @@ from adapters.reference import (
     Evaluation,
     _reduce,
     evaluate,
+    softmax,
     softmax_coefficients,
     softmax_from_coefficients,
 )
@@ -265,11 +266,7 @@ def grad_assumes_normalised_targets(spec: LossSpec, inputs: Inputs, dtype: str =
         return None
     ref = evaluate(spec, inputs)
     a, d = softmax_coefficients(spec, inputs, F64)
-    x = inputs.x
-    with np.errstate(all="ignore"):
-        p = np.exp(x - x.max(axis=1, keepdims=True))
-        p = p / p.sum(axis=1, keepdims=True)
-    grad = p - a
+    grad = softmax(inputs.x) - a
     if spec.reduction == "mean":
         grad = grad / d
     return Evaluation(ref.value, grad, ref.scale)
@@ -363,9 +360,7 @@ def label_oob_nan(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Eva
     plain = _replace(spec, ignore_index=None)
     ref = evaluate(plain, Inputs(inputs.x, inside, inputs.weight))
     x = inputs.x
-    with np.errstate(all="ignore"):
-        p = np.exp(x - x.max(axis=1, keepdims=True))
-        p = p / p.sum(axis=1, keepdims=True)
+    p = softmax(x)
     d = float(y.size) if spec.reduction == "mean" else 1.0  # the obvious port's mean: (loss * w[y]).mean()
     a, _ = softmax_coefficients(plain, Inputs(x, inside, inputs.weight), F64)
     grad_good = (-a + p * a.sum(axis=1, keepdims=True)) / d

@@ -22,7 +22,7 @@ import numpy as np
 
 from adapters.reference import Evaluation, evaluate
 from adapters.variants import BY_NAME, VARIANTS, Variant
-from cases.spec import Case
+from cases.spec import Case, Inputs
 from harness.metrics import compare
 from harness.tolerances import EPS, tolerance
 
@@ -30,10 +30,12 @@ VARIANT_MIN_TOL = 1e-6
 REGISTRY = Path(__file__).resolve().parent.parent / "adapters" / "known_differences.csv"
 
 
-def _candidates(case: Case, registered: tuple[str, ...] = ()) -> list[tuple[Variant, Evaluation]]:
+def _candidates(
+    case: Case, registered: tuple[str, ...] = (), inputs: Inputs | None = None
+) -> list[tuple[Variant, Evaluation]]:
     """Variants that apply to the case, those in `registered` first (a documented behaviour of the
     framework wins where two variants produce the same numbers)."""
-    inputs = case.inputs()
+    inputs = case.inputs() if inputs is None else inputs
     order = sorted(VARIANTS, key=lambda v: v.name not in registered)
     out = []
     for v in order:
@@ -59,14 +61,14 @@ def explain(case: Case, value: np.ndarray, grad: np.ndarray, ref: Evaluation, re
     float32 dtype policy on float64 inputs). Anything else stays unexplained.
     """
     tol = tolerance(case.dtype, case.n_classes, case.n_elements)
-    candidates = _candidates(case, registered)
+    inputs = case.inputs()
+    candidates = _candidates(case, registered, inputs)
     semantic = [(v, ev) for v, ev in candidates if v.dtype is None]
     rounding = [(v, ev) for v, ev in candidates if v.dtype is not None]
 
     def distinct(ev: Evaluation, t: float) -> bool:
         return compare(ev.value, ev.grad, ref, case.dtype, t).outcome != "ok"
 
-    inputs = case.inputs()
     for v, ev in semantic:
         if distinct(ev, tol) and compare(value, grad, ev, case.dtype, max(tol, VARIANT_MIN_TOL)).outcome == "ok":
             return v.name
