@@ -17,7 +17,7 @@ import importlib.util
 import textwrap
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,24 +185,27 @@ class Adapter(ABC):
 
     # -- shared driver ---------------------------------------------------------------------------
     def run_case(self, case: Case, device: str, debug: bool = False) -> list[Result]:
-        """Every supported (api, recipe) of this framework on one case.
+        """Every supported (api, recipe) of this framework on one case (`iter_case`, collected)."""
+        return list(self.iter_case(case, device, debug))
 
-        A recipe whose code equals an earlier one's in this case is evaluated once and reported
-        under both names (for PyTorch, native and matched are often the same call).
+    def iter_case(self, case: Case, device: str, debug: bool = False) -> Iterator[Result]:
+        """Every supported (api, recipe) of this framework on one case, one result at a time, so that
+        a worker holds one API's arrays at once, not the whole case's.
+
+        A matched recipe whose code equals its API's native one is evaluated once and reported under
+        both names (for PyTorch, native and matched are often the same call).
         """
         inputs = case.inputs()
-        done: dict[str, Result] = {}
-        results = []
         for api in self.apis_for(case.spec):
+            done: dict[str, Result] = {}
             for recipe in api.recipes(case.spec):
                 if recipe.code is None:
-                    results.append(Result(api.name, recipe.name, "", "unsupported", recipe.reason))
+                    yield Result(api.name, recipe.name, "", "unsupported", recipe.reason)
                     continue
                 if recipe.code not in done:
                     done[recipe.code] = self._run_one(api.name, recipe, case, inputs, device, debug)
                 r = done[recipe.code]
-                results.append(Result(api.name, recipe.name, recipe.code, r.outcome, r.error, r.value, r.grad))
-        return results
+                yield Result(api.name, recipe.name, recipe.code, r.outcome, r.error, r.value, r.grad)
 
     def _run_one(self, api: str, recipe: Recipe, case: Case, inputs: Inputs, device: str, debug: bool) -> Result:
         try:

@@ -123,8 +123,12 @@ def softmax_coefficients(
     wc = _class_axis(w, ndim)
     e = dt.type(spec.label_smoothing)
     if spec.target == "prob":
-        t = np.asarray(inputs.target).astype(dt)
-        return (wc * ((1 - e) * t + e / dt.type(c))).astype(dt), np.asarray(x.size // c, dt)
+        a = np.asarray(inputs.target).astype(dt)  # a fresh array, worked on in place (memory: one copy)
+        if e:
+            a *= 1 - e
+            a += e / dt.type(c)
+        a *= wc
+        return a, np.asarray(x.size // c, dt)
     y = np.asarray(inputs.target if labels is None else labels)
     valid = np.ones(y.shape, bool) if spec.ignore_index is None else y != spec.ignore_index
     bad = valid & ((y < 0) | (y >= c))
@@ -134,40 +138,57 @@ def softmax_coefficients(
             f"Received: target value {int(y[bad].flat[0])}"
         )
     y_safe = np.where(valid, y, 0)
-    onehot = np.expand_dims(y_safe, 1) == _class_axis(np.arange(c), ndim)
-    a = wc * ((1 - e) * onehot + (e / dt.type(c)) * np.expand_dims(valid, 1))
-    a = np.where(np.expand_dims(valid, 1), a, dt.type(0)).astype(dt)
+    a = np.full(x.shape, e / dt.type(c), dt)  # the smoothing share of every class ...
+    np.put_along_axis(a, np.expand_dims(y_safe, 1), (1 - e) + e / dt.type(c), axis=1)  # ... and the target's
+    a *= wc
+    a *= np.expand_dims(valid, 1)  # ignored elements contribute nothing
     return a, (w[y_safe] * valid).sum(dtype=dt)
 
 
 def softmax_from_coefficients(
     spec: LossSpec, x: np.ndarray, a: np.ndarray, denominator: np.ndarray, dt: np.dtype
 ) -> Evaluation:
-    """``l_i = -sum_c a[i, c] log p[i, c]`` with its gradient, reduced as `spec` says."""
-    x = np.asarray(x).astype(dt)
+    """``l_i = -sum_c a[i, c] log p[i, c]`` with its gradient, reduced as `spec` says.
+
+    Works in place on two buffers of x's size besides `a` (the reference runs on 32000-class cases in
+    every worker and in the parent, so its temporaries count).
+    """
+    x = np.asarray(x).astype(dt, copy=False)
+    used = a != 0
+    abs_a = a if not (a < 0).any() else np.abs(a)
     with np.errstate(all="ignore"):
         if spec.input == "logits":
             m = x.max(axis=1, keepdims=True)
-            lse = m + np.log(np.exp(x - m).sum(axis=1, keepdims=True, dtype=dt))
-            logp = x - lse
-            term_scale = np.abs(lse) + np.where(np.isfinite(x), np.abs(x), 0)
+            buf = np.subtract(x, m)
+            np.exp(buf, out=buf)
+            lse = m + np.log(buf.sum(axis=1, keepdims=True, dtype=dt))
+            logp = np.subtract(x, lse, out=buf)
+            terms = np.abs(x)  # the rounding scale of log p = x - lse: |lse| + |x|
+            terms[~np.isfinite(x)] = 0
+            terms += np.abs(lse)
         elif spec.input == "log_probs":
             logp = x
-            term_scale = np.abs(x)
+            terms = np.abs(x)
         else:
             logp = np.log(x)
-            term_scale = np.abs(logp)
+            terms = np.abs(logp)
 
-        used = a != 0
-        loss = -np.where(used, a * logp, dt.type(0)).sum(axis=1, dtype=dt)
-        scale = np.where(used, np.abs(a) * term_scale, dt.type(0)).sum(axis=1, dtype=dt)
+        terms *= abs_a
+        terms[~used] = 0
+        scale = terms.sum(axis=1, dtype=dt)
+        np.multiply(a, logp, out=terms)
+        terms[~used] = 0  # 0 log 0 = 0
+        loss = -terms.sum(axis=1, dtype=dt)
+        del terms
         if spec.input == "logits":
-            grad = -a + np.exp(logp) * a.sum(axis=1, keepdims=True, dtype=dt)
+            grad = np.exp(logp, out=logp)  # p, in log p's buffer
+            grad *= a.sum(axis=1, keepdims=True, dtype=dt)
+            grad -= a
         elif spec.input == "log_probs":
             grad = -a
         else:
             grad = np.where(used, -a / x, dt.type(0))
-        return _reduce(spec, loss, scale, grad.astype(dt), denominator, dt)
+        return _reduce(spec, loss, scale, grad.astype(dt, copy=False), denominator, dt)
 
 
 def _softmax(spec: LossSpec, inputs: Inputs, dt: np.dtype) -> Evaluation:

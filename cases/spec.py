@@ -161,7 +161,7 @@ def quantize(a: np.ndarray, dtype: str) -> np.ndarray:
     """
     a = np.asarray(a, dtype=np.float64)
     if dtype == "float64":
-        return a.copy()
+        return a  # already float64: nothing to round (and no copy of a large case)
     if dtype in ("float32", "float16"):
         with np.errstate(over="ignore"):  # out of range rounds to inf, as the framework would
             return a.astype(dtype).astype(np.float64)

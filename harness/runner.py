@@ -76,8 +76,28 @@ class Progress:
             print(("\r" if self.live else "") + text + " " * 20, file=sys.stderr)
 
 
+def reference_cache(size: int = 8) -> Callable[[Case], Evaluation]:
+    """The reference of a case, computed when first needed and kept for the last `size` cases (jobs
+    walk the cases in the same order), so the parent never holds every case's gradients."""
+    lock = threading.Lock()
+    kept: dict[str, Evaluation] = {}
+
+    def get(case: Case) -> Evaluation:
+        with lock:
+            if case.id in kept:
+                return kept[case.id]
+        ev = reference.evaluate(case.spec, case.inputs())
+        with lock:
+            kept[case.id] = ev
+            while len(kept) > size:
+                kept.pop(next(iter(kept)))
+        return ev
+
+    return get
+
+
 def _run_job(
-    framework: str, kind: str, cases: Sequence[Case], refs: dict[str, Evaluation], run_id: str,
+    framework: str, kind: str, cases: Sequence[Case], ref: Callable[[Case], Evaluation], run_id: str,
     options: RunOptions, sink: Sink, progress: Progress, stop: threading.Event,
 ) -> dict[str, Any]:  # fmt: skip
     """All cases of one framework on one device kind; returns what env.json records of it."""
@@ -88,7 +108,7 @@ def _run_job(
     reason = adapter.unavailable() or (no_gpu_reason() if kind == "gpu" else None)
     if reason is not None:
         for case in cases:
-            sink(placeholder_rows(run_id, case, adapter, version, kind, "unsupported", reason, refs[case.id]))
+            sink(placeholder_rows(run_id, case, adapter, version, kind, "unsupported", reason, ref(case)))
             progress.step(framework)
         info[kind] = reason
         progress.line(f"{framework} {kind}: unsupported ({reason})")
@@ -118,14 +138,16 @@ def _run_job(
             if stop.is_set():
                 break
             if hello_error is not None:
-                rows = placeholder_rows(run_id, case, adapter, version, device, *hello_error, refs[case.id])
+                rows = placeholder_rows(run_id, case, adapter, version, device, *hello_error, ref(case))
             else:
                 try:
-                    results, _ = worker.run(case, options.case_timeout, stop)
-                    ref = refs[case.id]
-                    rows = [accuracy_row(run_id, case, adapter.name, version, device, r, ref) for r in results]
+                    # each result is judged as it arrives and its arrays dropped
+                    rows = [
+                        accuracy_row(run_id, case, adapter.name, version, device, r, ref(case))
+                        for r in worker.results(case, options.case_timeout, stop)
+                    ]
                 except WorkerDied as e:
-                    rows = placeholder_rows(run_id, case, adapter, version, device, e.outcome, str(e), refs[case.id])
+                    rows = placeholder_rows(run_id, case, adapter, version, device, e.outcome, str(e), ref(case))
                     progress.line(f"{framework} {kind}: {case.id}: {e.outcome}: {e}")
                     try:
                         worker.start()
@@ -154,7 +176,7 @@ def run_accuracy(
     Rows go to `sink` as each case completes (it must be thread-safe; jobs run `options.jobs` at
     a time). Keys in `skip` (from `row_key`) are not run again. Returns env.json's framework part.
     """
-    refs = {c.id: reference.evaluate(c.spec, c.inputs()) for c in cases}
+    ref = reference_cache()
     todo: dict[tuple[str, str, int], list[Case]] = {}
     for fw in options.frameworks:
         for kind in options.devices:
@@ -177,7 +199,7 @@ def run_accuracy(
     pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
     try:
         futures = {
-            job: pool.submit(_run_job, *job[:2], todo[job], refs, run_id, options, locked_sink, progress, stop)
+            job: pool.submit(_run_job, *job[:2], todo[job], ref, run_id, options, locked_sink, progress, stop)
             for job in jobs
         }
         for (fw, _kind, _shard), fut in futures.items():

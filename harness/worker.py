@@ -13,12 +13,13 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
 from adapters import registry
-from adapters.base import MODES, PASSES, Adapter, Unavailable, error_text
+from adapters.base import MODES, PASSES, Adapter, Result, Unavailable, error_text
 from cases.spec import Case
 from harness.timing import Measurement, measure
 
@@ -76,6 +77,8 @@ class Hello:
     versions: dict[str, str | None] | None = None  # every distribution the rows depend on
 
 
+CASE_DONE = "case done"  # the message that ends a case's results
+
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 
@@ -109,9 +112,11 @@ def serve(conn: Connection, framework: str, device_kind: str, debug: bool, threa
                 bandwidth = adapter.bandwidth_gbps(device)
             conn.send((time_case(adapter, request, device), bandwidth))
         else:
-            # the case's arrays are freed by reference counting when run_case returns (a full gc here
-            # would cost ~0.2 s a case over TensorFlow's heap)
-            conn.send(adapter.run_case(request, device, debug))
+            # one message per result, so that neither side holds a whole case's gradients; arrays
+            # are freed by reference counting as they go (a full gc would cost ~0.2 s a case)
+            for result in adapter.iter_case(request, device, debug):
+                conn.send(result)
+            conn.send(CASE_DONE)
 
 
 class Interrupted(Exception):
@@ -165,30 +170,49 @@ class Worker:
             raise WorkerDied("crashed", f"worker died while starting: {describe_exit(self.process.exitcode)}") from None
         return self.hello
 
-    def run(
-        self, case: Case | TimingRequest, timeout_s: float, stop: threading.Event | None = None
-    ) -> tuple[Any, float]:
-        """The reply for one case (or timing request) and the seconds it took, or raise WorkerDied.
-
-        Waits in short slices so that `stop` (an interrupt of the run) is honoured within ~0.2 s.
-        """
-        assert self.conn is not None
+    def run(self, request: TimingRequest, timeout_s: float, stop: threading.Event | None = None) -> tuple[Any, float]:
+        """The one reply to a timing request and the seconds it took, or raise WorkerDied/Interrupted."""
         t0 = time.perf_counter()
+        self._send(request)
+        return self._receive(t0 + timeout_s, timeout_s, stop), time.perf_counter() - t0
+
+    def results(self, case: Case, timeout_s: float, stop: threading.Event | None = None) -> Iterator[Result]:
+        """The results of one case as the worker sends them; raises WorkerDied or Interrupted.
+
+        The time limit holds for the whole case; a caller that stops early must not reuse the worker.
+        """
+        deadline = time.perf_counter() + timeout_s
+        self._send(case)
+        while (message := self._receive(deadline, timeout_s, stop)) != CASE_DONE:
+            yield message
+
+    def _send(self, message: Any) -> None:
+        assert self.conn is not None
         try:
-            self.conn.send(case)
+            self.conn.send(message)
+        except (OSError, BrokenPipeError):
+            self._died()
+
+    def _receive(self, deadline: float, timeout_s: float, stop: threading.Event | None) -> Any:
+        """The next message; polls in short slices so that `stop` (an interrupt) is honoured within ~0.2 s."""
+        assert self.conn is not None
+        try:
             while not self.conn.poll(0.2):
                 if stop is not None and stop.is_set():
                     self.kill()
                     raise Interrupted
-                if time.perf_counter() - t0 > timeout_s:
+                if time.perf_counter() > deadline:
                     self.kill()
                     raise WorkerDied("timeout", f"no answer within --case-timeout={timeout_s:g} s; worker restarted")
-            return self.conn.recv(), time.perf_counter() - t0
+            return self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
-            self.process.join(5)
-            code = self.process.exitcode
-            self.conn = None
-            raise WorkerDied("crashed", f"worker {describe_exit(code)}; restarted for the remaining cases") from None
+            self._died()
+
+    def _died(self) -> NoReturn:
+        self.process.join(5)
+        code = self.process.exitcode
+        self.conn = None
+        raise WorkerDied("crashed", f"worker {describe_exit(code)}; restarted for the remaining cases") from None
 
     def stop(self) -> None:
         if self.conn is not None and self.process is not None and self.process.is_alive():
