@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 from adapters.base import Adapter
 from cases.names import FRAMEWORKS
@@ -24,12 +23,3 @@ def load(name: str) -> Adapter:
         module, attr = name.split(":", 1)
         return getattr(importlib.import_module(module), attr)
     return importlib.import_module(MODULES[name]).ADAPTER
-
-
-def available_modules() -> dict[str, str]:
-    """Framework names whose adapter module exists in this checkout (the rest are future work)."""
-    found = {}
-    for name, module in MODULES.items():
-        if importlib.util.find_spec(module) is not None:
-            found[name] = module
-    return found

@@ -17,6 +17,7 @@ DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEVICES = ("cpu", "gpu")
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 RECIPES = ("native", "matched")
+DISPLAY = {"numpy": "NumPy", "torch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX/optax"}  # for prose
 OUTCOMES = ("ok", "mismatch", "nonfinite", "raised", "unsupported", "crashed", "timeout")
 
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cases.names import FRAMEWORKS
+from cases.names import DISPLAY, FRAMEWORKS
 from harness.merge import RunFiles, load_run, machine_name
 from harness.summary import NOT_OK_LISTED, fmt, md_table
 from harness.tolerances import EPS
@@ -25,7 +25,6 @@ TIMING_MATCH = ("case", "framework", "api", "device", "mode", "pass")
 GROWTH = 10.0  # an error "grew" when it is more than this many times larger (or crossed the tolerance)
 NOISE_IQRS = 2.0  # a median "moved" when it shifted by more than this many times the two IQRs together...
 MIN_MOVE = 0.05  # ...and by more than this fraction of the first run's median
-DISPLAY = {"numpy": "NumPy", "torch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX/optax"}
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,7 @@ from typing import Any
 import pandas as pd
 
 from adapters.variants import BY_NAME
-from cases.names import FRAMEWORKS, choose
-from harness.compare import DISPLAY
+from cases.names import DISPLAY, FRAMEWORKS, choose
 from harness.summary import fmt
 
 REGENERATE = "python -m harness report RUN_DIR --porting reports/PORTING.md"
