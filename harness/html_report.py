@@ -1,14 +1,13 @@
 """report.html: summary.md's tables with plots, in one self-contained file.
 
-Plots are PNGs embedded as base64 data URIs and the style sheet is inline, so the file reads the same
-offline, attached to an issue or opened years later: no scripts, fonts or CDN.
+The plots are inline SVG and coloured HTML tables, written here without a plotting library, and the
+style sheet is inline, so the file reads the same offline, attached to an issue or opened years later:
+no scripts, images, fonts or CDN.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 import re
 from collections.abc import Iterator
@@ -32,7 +31,19 @@ th { background: #eef1f5; position: sticky; top: 0; }
 tbody tr:nth-child(even) { background: #f8f9fb; }
 code, pre { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
 pre { background: #f4f4f4; padding: .6em; overflow-x: auto; }
-img { max-width: 100%; height: auto; display: block; margin: .5em 0; }
+table.heat { font-size: 11.5px; } table.heat caption { text-align: left; color: #555; padding: .2em 0; }
+table.heat td { text-align: center; min-width: 2.6em; padding: 2px 4px; font-variant-numeric: tabular-nums; }
+table.heat td.dark { color: #fff; }
+table.heat th.kind { white-space: nowrap; } table.heat th.panel { background: #fff; font-weight: 600; }
+table.heat th.api { vertical-align: bottom; padding: 4px 2px; }
+table.heat th.api span { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; font-weight: 500; }
+.legend { font-weight: normal; color: #444; margin-left: 1.5em; white-space: nowrap; }
+.sw { display: inline-block; width: 1.4em; height: .9em; margin: 0 .25em 0 .7em; border: 1px solid #bbb;
+      vertical-align: -1px; }
+svg.chart { display: block; max-width: 100%; height: auto; margin: .5em 0; font: 11px system-ui, sans-serif; }
+svg.chart text { fill: #1b1b1b; } svg.chart text.title { font-size: 12.5px; font-weight: 600; }
+svg.chart .grid { stroke: #ddd; } svg.chart .axis { stroke: #555; }
+svg.chart .whisker { stroke: #333; fill: none; } svg.chart .roof { stroke-width: 2.5; }
 td a { overflow-wrap: anywhere; } nav a { margin-right: 1em; } .note { color: #555; }
 """
 
@@ -120,24 +131,48 @@ def md_to_html(md: str) -> str:
     return "\n".join(out)
 
 
-# -- plots ------------------------------------------------------------------------------------------
+# -- plots: coloured tables and inline SVG ----------------------------------------------------------
+
+# ColorBrewer YlOrRd (9 classes), the ramp the PNG heatmaps used; interpolated linearly in RGB
+RAMP = ((255, 255, 204), (255, 237, 160), (254, 217, 118), (254, 178, 76), (253, 141, 60), (252, 78, 42),
+        (227, 26, 28), (189, 0, 38), (128, 0, 38))  # fmt: skip
+NAN_COLOUR = "#e8e8e8"
+EAGER, COMPILED, ROOF = "#4c78a8", "#f58518", "#d62728"
 
 
-def _figure(width: float, height: float) -> Any:
-    """A figure on its own Agg canvas: no pyplot, so no global figure registry and no change to the
-    backend of a session (a notebook) that imports this module."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig
+def ramp(t: float) -> str:
+    """The colour at t in [0, 1] along RAMP, as #rrggbb."""
+    x = min(max(t, 0.0), 1.0) * (len(RAMP) - 1)
+    i = min(int(x), len(RAMP) - 2)
+    f = x - i
+    a, b = RAMP[i], RAMP[i + 1]
+    return "#" + "".join(f"{round(p + (q - p) * f):02x}" for p, q in zip(a, b, strict=True))
 
 
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+def _scale(values: np.ndarray) -> tuple[float, float]:
+    positive = values[np.isfinite(values) & (values > 0)]
+    lo = max(float(positive.min()) if positive.size else 1.0, 1e-3)
+    return lo, max(float(positive.max()) if positive.size else 10.0, lo * 10)
+
+
+def _position(v: float, lo: float, hi: float) -> float:
+    """Where v sits on the log scale lo..hi; zeros (and anything below lo) at the bottom."""
+    if math.isinf(v):
+        return 1.0
+    return math.log(max(v, lo) / lo) / math.log(hi / lo)
+
+
+def _legend(lo: float, hi: float) -> str:
+    """Swatches at lo, the powers of ten between, and hi (at most about six), plus the no-data grey."""
+    decades = range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1)
+    exps = [k for k in decades if lo * 1.5 < 10.0**k < hi / 1.5]  # not crowding the end labels
+    step = max(1, math.ceil(len(exps) / 4))  # keep exponents that are multiples of step: 1e0, 1e4, 1e8 ...
+    inner = [(10.0**k, fmt(10.0**k) if -2 <= k <= 3 else f"1e{k}") for k in exps if k % step == 0]
+    stops = [(lo, f"≤{fmt(lo)}"), *inner, (hi, fmt(hi))]
+    swatches = [f'<span class="sw" style="background:{ramp(_position(v, lo, hi))}"></span>{html.escape(t)}'
+                for v, t in stops]  # fmt: skip
+    swatches.append(f'<span class="sw" style="background:{NAN_COLOUR}"></span>no judged row')
+    return '<span class="legend">' + " ".join(swatches) + "</span>"
 
 
 def _labels(df: pd.DataFrame) -> pd.Series:
@@ -148,32 +183,32 @@ def _labels(df: pd.DataFrame) -> pd.Series:
     return label
 
 
-def _heatmap_panel(ax: Any, grid: pd.DataFrame, title: str) -> None:
-    import matplotlib
-    from matplotlib.colors import LogNorm
-
+def _heat_panel(grid: pd.DataFrame, what: str, title: str) -> str:
+    """A <tbody>: a title row with the legend, then one row per kind of cells coloured on a log scale."""
     values = grid.to_numpy(dtype=float)
-    positive = values[np.isfinite(values) & (values > 0)]
-    lo = max(float(positive.min()) if positive.size else 1.0, 1e-3)
-    hi = max(float(positive.max()) if positive.size else 10.0, lo * 10)
-    # log scale: exact zeros are drawn at the bottom of the scale and annotated "0"
-    shown = np.where(np.isfinite(values), np.clip(values, lo, None), np.nan)
-    cmap = matplotlib.colormaps["YlOrRd"].with_extremes(bad="#e8e8e8")
-    im = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, norm=LogNorm(lo, hi), aspect="auto")
-    ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=35, ha="right", fontsize=8)
-    ax.set_yticks(range(grid.shape[0]), grid.index, fontsize=9)
-    ax.set_title(title, fontsize=10)
-    for (r, c), v in np.ndenumerate(values):
-        if math.isfinite(v):
-            dark = v > 0 and math.log(max(v, lo) / lo) > 0.6 * math.log(hi / lo)
-            ax.text(c, r, fmt(v), ha="center", va="center", fontsize=7.5, color="white" if dark else "black")
-    bar = ax.figure.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label="ULPs (log)")
-    bar.ax.minorticks_off()  # hi >= 10 lo, so at least one power of ten is labelled
+    lo, hi = _scale(values)
+    rows = [f'<tr><th class="panel" colspan="{grid.shape[1] + 1}">{html.escape(title)} {_legend(lo, hi)}</th></tr>']
+    for kind, line in zip(grid.index, values, strict=True):
+        cells = [f'<th class="kind">{html.escape(str(kind))}</th>']
+        for api, v in zip(grid.columns, line, strict=True):
+            where = f"kind {kind}, {api}"
+            if math.isnan(v):
+                tip = html.escape(f"{what}: no judged row; {where}")
+                cells.append(f'<td class="na" style="background:{NAN_COLOUR}" title="{tip}"></td>')
+                continue
+            t = _position(v, lo, hi)
+            dark = v > 0 and t > 0.6  # the ramp's reds, where black text no longer reads
+            tip = html.escape(f"{what} ULP error {v!r}; {where}")
+            cls = ' class="dark"' if dark else ""
+            cells.append(f'<td{cls} style="background:{ramp(t)}" title="{tip}">{html.escape(fmt(v))}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return "<tbody>" + "".join(rows) + "</tbody>"
 
 
 def heatmaps(accuracy: pd.DataFrame, recipe: str = "matched") -> list[tuple[str, str]]:
-    """(dtype, <img>) per dtype: worst value and gradient error in ULPs by case kind x framework API,
-    over the rows the tolerance judged (ok or mismatch) of one recipe."""
+    """(dtype, <table class="heat">) per dtype: worst value and gradient error in ULPs by case kind x
+    framework API, over the rows the tolerance judged (ok or mismatch) of one recipe. Each panel has its
+    own log colour scale from max(smallest positive, 1e-3) to max(largest, 10x that)."""
     sub = accuracy[accuracy["outcome"].isin(JUDGED) & (accuracy["recipe"] == recipe)]
     if sub.empty:
         return []
@@ -184,15 +219,17 @@ def heatmaps(accuracy: pd.DataFrame, recipe: str = "matched") -> list[tuple[str,
     for dtype in [d for d in DTYPES if d in set(sub["dtype"])]:
         g = sub[sub["dtype"] == dtype]
         rows = [k for k in kinds if k in set(g["kind"])]
-        # stacked, not side by side: many API columns need the page's whole width
-        fig = _figure(max(8.0, 0.95 * len(cols) + 3.0), 2 * (0.45 * len(rows) + 2.6))
-        axes = fig.subplots(2, 1)
-        for ax, column, what in zip(axes, ("value_ulp_err", "grad_ulp_err"), ("value", "gradient"), strict=True):
+        # one table, the two panels stacked: many API columns need the page's whole width; the API names
+        # read bottom to top so that 30-odd columns fit a page
+        head = "".join(f'<th class="api"><span>{html.escape(c)}</span></th>' for c in cols)
+        panels = []
+        for column, what in (("value_ulp_err", "value"), ("grad_ulp_err", "gradient")):
             grid = g.pivot_table(index="kind", columns="col", values=column, aggfunc="max", dropna=False)
             grid = grid.reindex(index=rows, columns=cols)
-            _heatmap_panel(ax, grid, f"{dtype}: worst {what} error (ULPs), {recipe} recipes")
-        fig.tight_layout()
-        out.append((dtype, _png(fig)))
+            panels.append(_heat_panel(grid, what, f"{what}: worst {what} error (ULPs), {recipe} recipes"))
+        caption = html.escape(f"{dtype}: worst error in ULPs by case kind (rows) and API (columns)")
+        body = f'<caption>{caption}</caption><thead><tr><th class="kind">kind</th>{head}</tr></thead>{"".join(panels)}'
+        out.append((dtype, f'<div class="scroll"><table class="heat">{body}</table></div>'))
     return out
 
 
@@ -204,29 +241,86 @@ def roofline_s(t: pd.DataFrame) -> pd.Series:
     return t["bytes_min"].astype(float) / peak
 
 
+def _finite_positive(xs: Any) -> list[float]:
+    return [float(x) for x in xs if x is not None and math.isfinite(x) and x > 0]
+
+
+def _svg_chart(title: str, labels: list[str], modes: list[str], median: list[float], iqr: list[float],
+               roof: list[float]) -> str:  # fmt: skip
+    """Horizontal bars on a log10 x axis, from the axis' left edge to the median, IQR whiskers
+    (median +- IQR/2) and a red roofline tick per row."""
+    row_h, top, char_w = 20, 30, 6.4  # 11px system-ui averages about 6 px a character; err wide
+    label_w = round(char_w * max(map(len, labels), default=10)) + 12
+    plot_w = 620
+    width = label_w + plot_w + 24
+    half = [(m - q / 2, m + q / 2) if math.isfinite(q) else (m, m) for m, q in zip(median, iqr, strict=True)]
+    seen = _finite_positive([*median, *(h for _, h in half), *roof]) or [1e-3]
+    # the axis starts a little below the smallest time, so the shortest bar is still visible
+    lo_e = math.floor(math.log10(min(seen) * 0.8))
+    hi_e = max(math.ceil(math.log10(max(seen))), lo_e + 1)
+    bottom = top + row_h * len(labels)
+    height = bottom + 62
+
+    def x(v: float) -> float:
+        v = max(v, 10.0**lo_e)
+        return round(label_w + plot_w * (math.log10(v) - lo_e) / (hi_e - lo_e), 1)
+
+    e = html.escape
+    svg = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="{e(title)}">',
+           f'<text class="title" x="{label_w}" y="16">{e(title)}</text>']  # fmt: skip
+    for k in range(lo_e, hi_e + 1):
+        gx = x(10.0**k)
+        svg.append(f'<line class="grid" x1="{gx}" y1="{top - 4}" x2="{gx}" y2="{bottom}"/>')
+        svg.append(f'<text class="tick" x="{gx}" y="{bottom + 14}" text-anchor="middle">1e{k} s</text>')
+    for i, (label, mode, m, (w_lo, w_hi), r) in enumerate(zip(labels, modes, median, half, roof, strict=True)):
+        y = top + i * row_h
+        mid = y + row_h / 2
+        svg.append(f'<text class="label" x="{label_w - 6}" y="{mid + 4}" text-anchor="end">{e(label)}</text>')
+        if math.isfinite(r) and r > 0:  # drawn last in the row, over the bar, so it shows wherever it falls
+            rx = x(r)
+            roof_mark = f'<line class="roof" x1="{rx}" y1="{y + 1}" x2="{rx}" y2="{y + row_h - 1}" stroke="{ROOF}"/>'
+        else:
+            roof_mark = ""
+        if not (math.isfinite(m) and m > 0):
+            svg += [f'<text class="tick" x="{label_w + 4}" y="{mid + 4}">no time</text>', roof_mark]
+            continue
+        colour = EAGER if mode == "eager" else COMPILED
+        tip = f"{label}: median {fmt(m)} s, IQR {fmt(iqr[i])} s"
+        tip += f", roofline {fmt(r)} s" if math.isfinite(r) else ""
+        svg.append(f'<rect class="bar {e(mode)}" x="{label_w}" y="{y + 3}" width="{round(x(m) - label_w, 1)}" '
+                   f'height="{row_h - 6}" fill="{colour}"><title>{e(tip)}</title></rect>')  # fmt: skip
+        if w_hi > w_lo:
+            a, b = x(w_lo), x(w_hi)
+            svg.append(f'<path class="whisker" d="M{a} {mid}H{b}M{a} {mid - 4}V{mid + 4}M{b} {mid - 4}V{mid + 4}"/>')
+        svg.append(roof_mark)
+    svg.append(f'<line class="axis" x1="{label_w}" y1="{bottom}" x2="{label_w + plot_w}" y2="{bottom}"/>')
+    svg.append(f'<text class="tick" x="{label_w + plot_w / 2}" y="{bottom + 30}" text-anchor="middle">'
+               "median seconds per call (log scale; whiskers: IQR)</text>")  # fmt: skip
+    ly = bottom + 46
+    lx = label_w
+    for colour, name in ((EAGER, "eager"), (COMPILED, "compiled")):
+        svg.append(f'<rect class="swatch" x="{lx}" y="{ly}" width="12" height="10" fill="{colour}"/>')
+        svg.append(f'<text class="tick" x="{lx + 16}" y="{ly + 9}">{name}</text>')
+        lx += 16 + round(char_w * len(name)) + 16
+    svg.append(f'<line class="roof key" x1="{lx + 5}" y1="{ly - 1}" x2="{lx + 5}" y2="{ly + 11}" stroke="{ROOF}"/>')
+    svg.append(f'<text class="tick" x="{lx + 14}" y="{ly + 9}">roofline: bytes_min at measured bandwidth</text>')
+    svg.append("</svg>")
+    return "\n".join(p for p in svg if p)
+
+
 def timing_charts(timing: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """(case_id, <img>, Markdown table) per timing case: median time with IQR whiskers per
+    """(case_id, <svg>, Markdown table) per timing case: median time with IQR whiskers per
     framework API, mode and pass, and each row's roofline marked."""
     out = []
     for case_id, t in timing.groupby("case_id", sort=False):
         t = t.sort_values(["framework", "api", "mode", "pass"], kind="stable").reset_index(drop=True)
         labels = _labels(t) + " " + t["mode"] + " " + t["pass"]
         roof = roofline_s(t)
-        fig = _figure(10, 0.36 * len(t) + 1.6)
-        ax = fig.subplots()
-        y = np.arange(len(t))
-        colors = ["#4c78a8" if m == "eager" else "#f58518" for m in t["mode"]]
-        ax.barh(y, t["median_s"], xerr=t["iqr_s"].fillna(0) / 2, color=colors, capsize=3, ecolor="#333")
-        if roof.notna().any():
-            ax.scatter(roof, y, marker="|", s=400, color="#d62728", linewidths=2.5, zorder=3,
-                       label="roofline: bytes_min at measured bandwidth")  # fmt: skip
-            ax.legend(loc="lower right", fontsize=8)
-        ax.set_yticks(y, labels, fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xscale("log")
-        ax.set_xlabel("median seconds per call (whiskers: IQR; blue eager, orange compiled)")
-        ax.set_title(f"{case_id} ({t['shape'].iloc[0]}, {t['dtype'].iloc[0]})", fontsize=10)
-        ax.grid(axis="x", which="both", alpha=0.3)
+        chart = _svg_chart(
+            f"{case_id} ({t['shape'].iloc[0]}, {t['dtype'].iloc[0]})", list(labels), list(t["mode"]),
+            list(t["median_s"].astype(float)), list(t["iqr_s"].astype(float)), list(roof.astype(float)),
+        )  # fmt: skip
         table = md_table(
             ["api", "mode", "pass", "device", "median s", "IQR s", "samples", "compile s", "GB/s", "roofline frac",
              "roofline s", "threads"],
@@ -235,7 +329,7 @@ def timing_charts(timing: pd.DataFrame) -> list[tuple[str, str, str]]:
               r["threads"]]
              for r, rf in zip(t.to_dict("records"), roof, strict=True)],  # records: `pass` is a keyword
         )  # fmt: skip
-        out.append((str(case_id), _png(fig), table))
+        out.append((str(case_id), chart, table))
     return out
 
 
@@ -276,7 +370,7 @@ def render_html(accuracy: pd.DataFrame, timing: pd.DataFrame | None, env: dict[s
         "API called so as to reproduce PyTorch's semantics. Grey: no judged row."
     ))  # fmt: skip
     maps = heatmaps(accuracy)
-    parts += [f"<h3>{d}</h3>{img}" for d, img in maps] or ["<p><em>No judged rows.</em></p>"]
+    parts += [f"<h3>{d}</h3>{table}" for d, table in maps] or ["<p><em>No judged rows.</em></p>"]
 
     parts.append('<h2 id="timing-charts">Timing charts</h2>')
     if timing is None or timing.empty:
@@ -289,8 +383,8 @@ def render_html(accuracy: pd.DataFrame, timing: pd.DataFrame | None, env: dict[s
             "roofline_frac)."
         ))  # fmt: skip
         tabled = re.search(r"^## Timing", summary_md, flags=re.M) is not None  # summary.md has the numbers
-        for case_id, img, table in timing_charts(timing):
-            parts += [f"<h3>{html.escape(case_id)}</h3>", img, "" if tabled else md_to_html(table)]
+        for case_id, chart, table in timing_charts(timing):
+            parts += [f"<h3>{html.escape(case_id)}</h3>", chart, "" if tabled else md_to_html(table)]
 
     if sep:
         parts.append(md_to_html(sep.lstrip("\n") + rest))
