@@ -70,16 +70,31 @@ def outcome_counts(df: pd.DataFrame) -> pd.DataFrame:
     return wide.reindex(columns=[o for o in OUTCOMES if o in wide.columns], fill_value=0).reset_index()
 
 
-def _cell(g: pd.DataFrame) -> str:
-    n, ok = len(g), int((g["outcome"] == "ok").sum())
-    judged = g[g["outcome"].isin(["ok", "mismatch"])]
-    parts = []
-    if len(judged):
-        parts.append(f"{fmt(judged['value_ulp_err'].max())} / {fmt(judged['grad_ulp_err'].max())} ulp")
-    parts.append(f"{ok}/{n} ok")
-    others = g["outcome"].value_counts()
-    parts += [f"{others[o]} {o}" for o in OUTCOMES[1:] if o in others]
-    return ", ".join(parts)
+def _cells(sub: pd.DataFrame, keys: list[str]) -> dict[tuple[Any, ...], str]:
+    """Per group of `keys`: worst value/grad ULP error of the judged rows, then outcome counts.
+
+    Counted in one pass over the table (filtering the frame per cell was most of summary.md's time).
+    """
+    judged = sub["outcome"].isin(["ok", "mismatch"])
+    counts: dict[tuple[Any, ...], dict[str, int]] = {}
+    worst: dict[tuple[Any, ...], list[float]] = {}
+    columns = [sub[k] for k in keys]
+    for *key, outcome, j, v, g in zip(
+        *columns, sub["outcome"], judged, sub["value_ulp_err"], sub["grad_ulp_err"], strict=True
+    ):
+        key = tuple(key)
+        by = counts.setdefault(key, {})
+        by[outcome] = by.get(outcome, 0) + 1
+        if j:
+            w = worst.setdefault(key, [math.nan, math.nan])
+            w[0], w[1] = np.fmax(w[0], v), np.fmax(w[1], g)  # fmax: a NaN error does not hide the others
+    out = {}
+    for key, by in counts.items():
+        parts = [f"{fmt(worst[key][0])} / {fmt(worst[key][1])} ulp"] if key in worst else []
+        parts.append(f"{by.get('ok', 0)}/{sum(by.values())} ok")
+        parts += [f"{by[o]} {o}" for o in OUTCOMES[1:] if o in by]
+        out[key] = ", ".join(parts)
+    return out
 
 
 def discrepancy_table(df: pd.DataFrame, recipe: str) -> str:
@@ -89,14 +104,14 @@ def discrepancy_table(df: pd.DataFrame, recipe: str) -> str:
         return "_No rows._"
     sub = sub.assign(col=column_label(sub))
     cols = list(dict.fromkeys(sub["col"]))
-    rows = []
-    for kind in [k for k in (*KINDS, "user") if k in set(sub["kind"])]:
-        for dtype in [d for d in DTYPES if d in set(sub["dtype"])]:
-            g = sub[(sub["kind"] == kind) & (sub["dtype"] == dtype)]
-            if g.empty:
-                continue
-            by_col = dict(tuple(g.groupby("col")))
-            rows.append([kind, dtype, *(_cell(by_col[c]) if c in by_col else "" for c in cols)])
+    cells = _cells(sub, ["kind", "dtype", "col"])
+    present = {key[:2] for key in cells}
+    rows = [
+        [kind, dtype, *(cells.get((kind, dtype, c), "") for c in cols)]
+        for kind in [k for k in (*KINDS, "user") if k in set(sub["kind"])]
+        for dtype in DTYPES
+        if (kind, dtype) in present
+    ]
     return md_table(["kind", "dtype", *cols], rows)
 
 
@@ -182,20 +197,21 @@ def cross_framework_matrix(df: pd.DataFrame, kind: str, dtype: str = "float32") 
         return ""
     sub = sub.assign(col=sub["framework"] + "." + sub["api"].str.split(".").str[-1])
     wide = sub.pivot_table(index="case_id", columns="col", values="value", aggfunc="first", dropna=False)
-    cols = list(dict.fromkeys(sub["col"]))
+    cols = [c for c in dict.fromkeys(sub["col"]) if c in wide.columns]
+    values = wide[cols].to_numpy(dtype=float)
     rows = []
-    for a in cols:
+    for i, a in enumerate(cols):
         cells = []
-        for b in cols:
-            both = wide[[a, b]].dropna() if a in wide and b in wide else pd.DataFrame()
-            if a == b or both.empty:
-                cells.append("" if a != b else "-")
+        for j in range(len(cols)):
+            both = ~np.isnan(values[:, i]) & ~np.isnan(values[:, j])  # cases both APIs gave a number for
+            if i == j or not both.any():
+                cells.append("-" if i == j else "")
                 continue
-            va, vb = both[a].to_numpy(), both[b].to_numpy()
+            va, vb = values[both, i], values[both, j]
             with np.errstate(all="ignore"):
                 rel = np.abs(va - vb) / np.maximum(np.abs(va), np.abs(vb))
             rel = np.where(va == vb, 0.0, rel)
-            cells.append(fmt(float(np.nanmax(rel))) if len(rel) else "")
+            cells.append(fmt(float(np.nanmax(rel))))
         rows.append([a, *cells])
     return md_table([kind, *cols], rows)
 
