@@ -137,8 +137,9 @@ class TorchAdapter(Adapter):
         import torch
 
         tdt = getattr(torch, dtype)
-        # Inputs are already representable in `dtype`, so these conversions are exact.
-        x = torch.tensor(inputs.x, dtype=tdt, device=device, requires_grad=grad)
+        # Inputs are already representable in `dtype`, so these conversions are exact. as_tensor shares
+        # the array's memory where dtype and device allow (float64 on the CPU): one copy of x fewer.
+        x = torch.as_tensor(inputs.x, dtype=tdt, device=device).requires_grad_(grad)
         if spec.target == "index":
             y = torch.tensor(inputs.target, dtype=torch.int64, device=device)
         else:
@@ -167,7 +168,10 @@ class TorchAdapter(Adapter):
 
         fn = self.compile(code)
         if mode == "compiled":
-            fn = torch.compile(fn)
+            # static shapes, as a fresh process compiling this one case gets: every snippet is `_loss` in
+            # `<recipe>`, and dynamo's automatic-dynamic memory (keyed by that name) would otherwise
+            # compile every later shape as a dynamic-shape kernel
+            fn = torch.compile(fn, dynamic=False)
         x, y, w = self._stage(spec, inputs, dtype, device, grad=pass_ == "forward_backward")
         if pass_ == "forward":
 

@@ -113,3 +113,31 @@ def test_gpu_is_unavailable_without_cuda() -> None:
 
     with pytest.raises(Unavailable, match="no GPU"):
         ADAPTER.device("gpu")
+
+
+def test_compiled_timer_specialises_each_shape() -> None:
+    """Every snippet is `_loss` in `<recipe>`; without dynamic=False, dynamo remembers that name and
+    compiles the second shape it sees as a dynamic-shape kernel, which is not what a fresh process
+    compiling that case runs (the warm-up compile made every timed case the second one)."""
+    import logging
+
+    from cases.spec import Case, LossSpec
+
+    torch = pytest.importorskip("torch")
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("torch.fx.experimental.symbolic_shapes")  # logs create_symbol per dynamic dim
+    torch._logging.set_logs(dynamic=logging.INFO)  # torch's loggers do not propagate: listen on this one
+    logger.addHandler(handler)
+    try:
+        for shape in ((4, 3), (6, 5)):
+            case = Case(kind="timing", spec=LossSpec(), shape=shape)
+            code = ADAPTER.apis_for(case.spec)[0].recipes(case.spec)[1].code
+            call, sync = ADAPTER.timer(code, case.spec, case.inputs(), "float32", "cpu", "compiled", "forward")
+            sync(call())
+    finally:
+        logger.removeHandler(handler)
+        torch._logging.set_logs()
+    symbols = [m for m in seen if "create_symbol" in m]
+    assert not symbols, f"dynamic shapes in a timed compile: {symbols[:2]} [timer(shape=(6, 5), mode='compiled')]"
