@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cases.names import DEVICES, DTYPES, FRAMEWORKS, KINDS, REDUCTIONS, UsageError, choose, choose_many
+from harness.timing import BUDGET_S
 
 DEFAULT_RUNS = Path("reports") / "runs"
 TIMING_LEVELS = ("off", "default", "full")
@@ -53,7 +54,8 @@ def parser() -> argparse.ArgumentParser:
         default="default",
         help="off, default (on CPU without the 4096x32000 case) or full (default: default)",
     )
-    run.add_argument("--timing-budget", type=float, default=0.3, help="sampling seconds per timing (default 0.3)")
+    run.add_argument("--timing-budget", type=float, default=BUDGET_S,
+                     help=f"sampling seconds per timing (default {BUDGET_S})")  # fmt: skip
     run.add_argument("--threads", type=int, help="intra-op threads for every framework (default: all cores)")
     run.add_argument(
         "--strict", action="store_true", help="exit 1 if a difference is not in the known-differences registry"
@@ -114,7 +116,16 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from harness.env import environment
     from harness.html_report import render_html
     from harness.merge import parse_shard, shard_cases
-    from harness.runner import RunOptions, accuracy_frame, device_kind, row_key, run_accuracy, run_timing, timing_frame
+    from harness.runner import (
+        RunOptions,
+        accuracy_frame,
+        device_kind,
+        row_key,
+        run_accuracy,
+        run_timing,
+        spawn_timing_workers,
+        timing_frame,
+    )
     from harness.store import RunStore
     from harness.summary import new_difference_count, outcome_counts, render
 
@@ -183,16 +194,22 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         (k["case_id"], k["framework"], device_kind(k["device"]))
         for k in (line["key"] for line in store.rows(store.TIMING))
     )
+    # timing workers import and warm up while the accuracy pass runs (its numbers do not depend on
+    # the load; timings do, and are taken after it, one framework at a time)
+    early = spawn_timing_workers(timed, options, timed_done) if level != "off" else {}
     try:
         info = run_accuracy(cases, options, run_id, sink, skip)
         if level != "off":
             timing_info = run_timing(
-                timed, options, run_id, lambda lines: store.append(lines, store.TIMING), timed_done
+                timed, options, run_id, lambda lines: store.append(lines, store.TIMING), timed_done, early
             )
     except KeyboardInterrupt:
         partial = True
         print("\ninterrupted: writing what finished; complete it with "
               f"`python -m harness run --resume {store.path}`", file=sys.stderr)  # fmt: skip
+    finally:
+        for worker in early.values():  # run_timing stops those it reached
+            worker.kill()
     if store.path.joinpath("env.json").exists():  # a resumed run keeps the versions it started with
         old = store.read_json("env.json").get("frameworks", {})
         info = {**old, **{k: {**old.get(k, {}), **v} for k, v in info.items()}}

@@ -15,6 +15,7 @@ import fnmatch
 import functools
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,24 +28,41 @@ from harness.metrics import compare
 from harness.tolerances import EPS, tolerance
 
 VARIANT_MIN_TOL = 1e-6
+SEMANTIC = tuple(v for v in VARIANTS if v.dtype is None)
+ROUNDING = tuple(v for v in VARIANTS if v.dtype is not None)  # "computed_in=D"
+MEMO_MAX_ELEMENTS = 2**16  # x.size up to which a case's variant evaluations are kept for its other rows
 REGISTRY = Path(__file__).resolve().parent.parent / "adapters" / "known_differences.csv"
 
 
+Memo = dict[tuple[str, str], Evaluation | None]
+
+
+def _variant(v: Variant, case: Case, inputs: Inputs, dtype: str, memo: Memo | None) -> Evaluation | None:
+    """The variant's evaluation of the case as `dtype` sees it; kept in `memo` (one case's) if given."""
+    if memo is None:
+        return v.fn(case.spec, inputs, dtype)
+    if (v.name, dtype) not in memo:
+        memo[(v.name, dtype)] = v.fn(case.spec, inputs, dtype)
+    return memo[(v.name, dtype)]
+
+
 def _candidates(
-    case: Case, registered: tuple[str, ...] = (), inputs: Inputs | None = None
-) -> list[tuple[Variant, Evaluation]]:
-    """Variants that apply to the case, those in `registered` first (a documented behaviour of the
-    framework wins where two variants produce the same numbers)."""
+    case: Case, registered: tuple[str, ...] = (), inputs: Inputs | None = None, memo: Memo | None = None,
+    variants: tuple[Variant, ...] = VARIANTS,
+) -> Iterator[tuple[Variant, Evaluation]]:  # fmt: skip
+    """Those of `variants` that apply to the case with their evaluations, those in `registered` first
+    (a documented behaviour of the framework wins where two variants produce the same numbers).
+
+    Evaluated one at a time as the caller asks: on a 32000-class case each is as large as the logits.
+    """
     inputs = case.inputs() if inputs is None else inputs
-    order = sorted(VARIANTS, key=lambda v: v.name not in registered)
-    out = []
-    for v in order:
+    for v in sorted(variants, key=lambda v: v.name not in registered):
         if v.dtype is not None and EPS[v.dtype] < EPS[case.dtype]:
             continue  # computing in more precision than the input is not a way to lose accuracy
-        ev = v.fn(case.spec, inputs, case.dtype)
+        ev = _variant(v, case, inputs, case.dtype, memo)
         if ev is not None:
-            out.append((v, ev))
-    return out
+            yield v, ev
+        del ev  # before the next one is computed: on a large case one evaluation at a time
 
 
 def _errors(value: np.ndarray, grad: np.ndarray, against: Evaluation, dtype: str) -> tuple[float, float]:
@@ -52,8 +70,14 @@ def _errors(value: np.ndarray, grad: np.ndarray, against: Evaluation, dtype: str
     return c.value_rel_err, c.grad_rel_err
 
 
-def explain(case: Case, value: np.ndarray, grad: np.ndarray, ref: Evaluation, registered: tuple[str, ...] = ()) -> str:
+def explain(
+    case: Case, value: np.ndarray, grad: np.ndarray, ref: Evaluation, registered: tuple[str, ...] = (),
+    memo: Memo | None = None,
+) -> str:  # fmt: skip
     """The name of the variant that reproduces (value, grad), or '' if none does.
+
+    `memo`, one per case, keeps the variants' evaluations for the case's other rows (the same
+    variants explain several APIs' rows; evaluating them was most of the parent's work).
 
     Semantic variants first; then rounding ("computed_in=D": only when the row is about as far from
     the exact answer as that rounding is, since a loose half-precision tolerance would otherwise
@@ -62,21 +86,29 @@ def explain(case: Case, value: np.ndarray, grad: np.ndarray, ref: Evaluation, re
     """
     tol = tolerance(case.dtype, case.n_classes, case.n_elements)
     inputs = case.inputs()
-    candidates = _candidates(case, registered, inputs)
-    semantic = [(v, ev) for v, ev in candidates if v.dtype is None]
-    rounding = [(v, ev) for v, ev in candidates if v.dtype is not None]
+    if math.prod(case.shape) > MEMO_MAX_ELEMENTS:
+        memo = None  # a large case's evaluations would hold many times its logits; recompute them
+    semantic: list[Variant] = []  # those that apply to the case, for the float32 pairing below
 
     def distinct(ev: Evaluation, t: float) -> bool:
         return compare(ev.value, ev.grad, ref, case.dtype, t).outcome != "ok"
 
-    for v, ev in semantic:
-        if distinct(ev, tol) and compare(value, grad, ev, case.dtype, max(tol, VARIANT_MIN_TOL)).outcome == "ok":
+    def reproduces(target: Evaluation | None, t: float) -> bool:
+        if target is None or not distinct(target, tol):
+            return False
+        return compare(value, grad, target, case.dtype, t).outcome == "ok"
+
+    for v, ev in _candidates(case, registered, inputs, memo, SEMANTIC):
+        semantic.append(v)
+        if reproduces(ev, max(tol, VARIANT_MIN_TOL)):
             return v.name
-        if case.dtype in ("float16", "bfloat16"):  # a float32 compute policy (Keras) sets the variant's constants
-            ev32 = v.fn(case.spec, inputs, "float32")
-            if ev32 is not None and distinct(ev32, tol) and compare(value, grad, ev32, case.dtype, tol).outcome == "ok":
-                return v.name
-    for r, rev in sorted(rounding, key=lambda p: EPS[p[0].dtype]):
+        del ev  # one evaluation alive at a time (the next is being computed while `ev` is bound)
+        # a float32 compute policy (Keras) on half-precision inputs sets the variant's constants
+        if case.dtype in ("float16", "bfloat16") and reproduces(_variant(v, case, inputs, "float32", memo), tol):
+            return v.name
+    for r in sorted(ROUNDING, key=lambda v: (EPS[v.dtype], v.name not in registered)):
+        if EPS[r.dtype] < EPS[case.dtype] or (rev := _variant(r, case, inputs, case.dtype, memo)) is None:
+            continue
         rtol = tolerance(r.dtype, case.n_classes, case.n_elements)
         budget = _errors(rev.value, rev.grad, ref, case.dtype)
 
@@ -93,12 +125,14 @@ def explain(case: Case, value: np.ndarray, grad: np.ndarray, ref: Evaluation, re
 
         if distinct(rev, tol) and near(rev):
             return r.name
+        del rev
         if r.dtype != "float32":
             continue  # the one documented pairing: a float32 policy on float64 inputs (Keras)
-        for v, _ in semantic:
-            ev = v.fn(case.spec, inputs, r.dtype)  # the variant as that precision sees it (clip bounds)
+        for v in semantic:
+            ev = _variant(v, case, inputs, r.dtype, memo)  # the variant as that precision sees it (clip bounds)
             if ev is not None and distinct(ev, rtol) and near(ev):
                 return f"{v.name}+{r.name}"
+            del ev
     return ""
 
 

@@ -9,7 +9,7 @@ from adapters.base import Adapter, Result
 from adapters.reference import Evaluation
 from cases.names import ITEMSIZE
 from cases.spec import Case
-from harness.explain import explain, registered_variants
+from harness.explain import Memo, explain, registered_variants
 from harness.metrics import compare, first
 from harness.tolerances import tolerance
 
@@ -33,9 +33,10 @@ def case_fields(case: Case) -> dict[str, Any]:
 
 
 def accuracy_row(
-    run_id: str, case: Case, framework: str, version: str | None, device: str, result: Result, ref: Evaluation
-) -> dict[str, Any]:
-    """A row for one result, judged against the reference when it carries numbers."""
+    run_id: str, case: Case, framework: str, version: str | None, device: str, result: Result, ref: Evaluation,
+    memo: Memo | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A row for one result, judged against the reference when it carries numbers (`memo`: see explain)."""
     tol = tolerance(case.dtype, case.n_classes, case.n_elements)
     row = {
         "run_id": run_id, **case_fields(case), "framework": framework, "framework_version": version or "",
@@ -50,7 +51,7 @@ def accuracy_row(
         row["outcome"], row["error"] = cmp.outcome, cmp.error
         if cmp.outcome in ("mismatch", "nonfinite"):
             registered = registered_variants(framework, result.api)
-            row["explanation"] = explain(case, result.value, result.grad, ref, registered)
+            row["explanation"] = explain(case, result.value, result.grad, ref, registered, memo)
     return row
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +20,9 @@ from adapters.reference import Evaluation
 from cases.names import FRAMEWORKS
 from cases.spec import Case
 from harness.env import no_gpu_reason
+from harness.explain import Memo
 from harness.rows import ACCURACY_COLUMNS, TIMING_COLUMNS, accuracy_row, placeholder_rows, timing_row
-from harness.timing import copy_bandwidth_gbps
+from harness.timing import BUDGET_S, copy_bandwidth_gbps
 from harness.worker import Interrupted, TimingRequest, Worker, WorkerDied
 
 Sink = Callable[[list[dict[str, Any]]], None]
@@ -36,7 +38,7 @@ class RunOptions:
     quiet: bool = False
     verbose: bool = False
     threads: int | None = None  # intra-op threads for every framework (None: the frameworks' default)
-    timing_budget_s: float = 0.3  # sampling seconds per timing measurement (at least 3 samples)
+    timing_budget_s: float = BUDGET_S  # sampling seconds per timing measurement (at least 3 samples)
 
 
 def device_kind(device: str) -> str:
@@ -96,14 +98,35 @@ def reference_cache(size: int = 8) -> Callable[[Case], Evaluation]:
     return get
 
 
+class SharedCases:
+    """Cases that several jobs of one framework take from, one at a time (thread-safe)."""
+
+    def __init__(self, cases: Sequence[Case]) -> None:
+        self._next = iter(cases)
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[Case]:
+        while True:
+            with self._lock:
+                case = next(self._next, None)
+            if case is None:
+                return
+            yield case
+
+
 def _run_job(
-    framework: str, kind: str, cases: Sequence[Case], ref: Callable[[Case], Evaluation], run_id: str,
+    framework: str, kind: str, cases: Iterable[Case], ref: Callable[[Case], Evaluation], run_id: str,
     options: RunOptions, sink: Sink, progress: Progress, stop: threading.Event,
 ) -> dict[str, Any]:  # fmt: skip
     """All cases of one framework on one device kind; returns what env.json records of it."""
     adapter = registry.load(framework)
     version = adapter.version()
     info: dict[str, Any] = {"version": version}
+    pending = iter(cases)
+    head = next(pending, None)
+    if head is None:  # a queue the other jobs emptied: no worker to start
+        return info
+    cases = itertools.chain([head], pending)
     # not installed, or no GPU on this machine at all: no worker needed to say so
     reason = adapter.unavailable() or (no_gpu_reason() if kind == "gpu" else None)
     if reason is not None:
@@ -141,11 +164,12 @@ def _run_job(
                 rows = placeholder_rows(run_id, case, adapter, version, device, *hello_error, ref(case))
             else:
                 try:
-                    # each result is judged as it arrives and its arrays dropped
-                    rows = [
-                        accuracy_row(run_id, case, adapter.name, version, device, r, ref(case))
-                        for r in worker.results(case, options.case_timeout, stop)
-                    ]
+                    # each result is judged as it arrives and its arrays dropped before the next
+                    memo: Memo = {}
+                    rows = []
+                    for r in worker.results(case, options.case_timeout, stop):
+                        rows.append(accuracy_row(run_id, case, adapter.name, version, device, r, ref(case), memo))
+                        del r
                 except WorkerDied as e:
                     rows = placeholder_rows(run_id, case, adapter, version, device, e.outcome, str(e), ref(case))
                     progress.line(f"{framework} {kind}: {case.id}: {e.outcome}: {e}")
@@ -177,17 +201,26 @@ def run_accuracy(
     a time). Keys in `skip` (from `row_key`) are not run again. Returns env.json's framework part.
     """
     ref = reference_cache()
-    todo: dict[tuple[str, str, int], list[Case]] = {}
+    first: list[tuple[tuple[str, str, int], Iterable[Case]]] = []
+    rest: list[tuple[tuple[str, str, int], Iterable[Case]]] = []
+    total = 0
     for fw in options.frameworks:
         for kind in options.devices:
             mine = [c for c in cases if (c.id, fw, kind) not in skip]
+            if not mine:
+                continue
+            total += len(mine)
             split = registry.load(fw).compile_bound and not (kind == "gpu" and no_gpu_reason())
-            shards = max(1, options.jobs) if split else 1
-            for k in range(shards):
-                todo[(fw, kind, k)] = mine[k::shards]
-    # longest first: compile-bound shards, then the rest in the order given
-    jobs = sorted((j for j in todo if todo[j]), key=lambda j: not registry.load(j[0]).compile_bound)
-    progress = Progress(total=sum(len(v) for v in todo.values()), quiet=options.quiet, verbose=options.verbose)
+            if not split:
+                first.append(((fw, kind, 0), mine))
+                continue
+            # `jobs` workers take cases from one queue, so they finish together whatever each case costs;
+            # one starts at once (the longest job), the others join when a slot frees
+            queue = SharedCases(mine)
+            first.insert(0, ((fw, kind, 0), queue))
+            rest += [((fw, kind, k), queue) for k in range(1, max(1, options.jobs))]
+    jobs = dict(first + rest)
+    progress = Progress(total=total, quiet=options.quiet, verbose=options.verbose)
     lock = threading.Lock()
 
     def locked_sink(rows: list[dict[str, Any]]) -> None:
@@ -199,8 +232,8 @@ def run_accuracy(
     pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
     try:
         futures = {
-            job: pool.submit(_run_job, *job[:2], todo[job], ref, run_id, options, locked_sink, progress, stop)
-            for job in jobs
+            job: pool.submit(_run_job, *job[:2], todo, ref, run_id, options, locked_sink, progress, stop)
+            for job, todo in jobs.items()
         }
         for (fw, _kind, _shard), fut in futures.items():
             for k, v in fut.result().items():
@@ -227,44 +260,75 @@ def accuracy_frame(rows: Sequence[dict[str, Any]], cases: Sequence[Case] = ()) -
     return df.drop(columns=["_c", "_f"]).reset_index(drop=True)
 
 
-def run_timing(
-    cases: dict[str, Sequence[Case]], options: RunOptions, run_id: str, sink: Sink,
-    skip: frozenset[tuple[str, str, str]] = frozenset(),
-) -> dict[str, Any]:  # fmt: skip
-    """Time every framework API's matched recipe on the timing cases of each device kind, one
-    framework at a time (each in a fresh worker per device, so no thread pool or allocator disturbs
-    another's timing). `sink` receives one ``{"key": ..., "rows": [...]}`` per case.
-
-    Returns what env.json records: the bandwidth per device and why something was not timed.
-    """
-    total = sum(len(cases.get(k, ())) for k in options.devices) * len(options.frameworks)
-    progress = Progress(total=total, quiet=options.quiet, verbose=options.verbose)
-    info: dict[str, Any] = {"bandwidth_gbps": {"cpu": copy_bandwidth_gbps()}, "not_timed": {}}
-    timeout = max(options.case_timeout, 600.0)  # a first torch.compile alone can take ~30 s here
+def _timing_plan(
+    cases: dict[str, Sequence[Case]], options: RunOptions, skip: frozenset[tuple[str, str, str]]
+) -> Iterator[tuple[str, str, list[Case] | None, str | None]]:
+    """(framework, kind, cases to time, reason not to) in the order they are timed; cases is None
+    for a framework without a timing hook, reason is set where no worker is needed to know."""
     for framework in options.frameworks:
         adapter = registry.load(framework)
         if type(adapter).timer is Adapter.timer:
-            info["not_timed"][adapter.name] = f"{adapter.name} has no timing hook (the float64 reference is not timed)"
+            yield framework, "", None, f"{adapter.name} has no timing hook (the float64 reference is not timed)"
             continue
         for kind in options.devices:
             todo = [c for c in cases.get(kind, ()) if (c.id, adapter.name, kind) not in skip]
             reason = adapter.unavailable() or (no_gpu_reason() if kind == "gpu" else None)
-            if not todo or reason:
-                if reason:
-                    info["not_timed"][f"{adapter.name} {kind}"] = reason
+            if todo:
+                yield framework, kind, todo, reason
+
+
+def spawn_timing_workers(
+    cases: dict[str, Sequence[Case]], options: RunOptions, skip: frozenset[tuple[str, str, str]] = frozenset()
+) -> dict[tuple[str, str], Worker]:
+    """Start the timing workers early (during the accuracy pass): each imports its framework and
+    warms its compiler up, then waits, so `run_timing` spends its time timing. Idle workers block
+    on their pipe and take no CPU while another framework is timed."""
+    workers = {}
+    for framework, kind, todo, reason in _timing_plan(cases, options, skip):
+        if todo and not reason:
+            workers[(framework, kind)] = Worker(framework, kind, options.debug, options.threads, timing=True)
+            workers[(framework, kind)].spawn()
+    return workers
+
+
+def run_timing(
+    cases: dict[str, Sequence[Case]], options: RunOptions, run_id: str, sink: Sink,
+    skip: frozenset[tuple[str, str, str]] = frozenset(), workers: dict[tuple[str, str], Worker] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Time every framework API's matched recipe on the timing cases of each device kind, one
+    framework at a time (each in a fresh worker per device, so no thread pool or allocator disturbs
+    another's timing). `sink` receives one ``{"key": ..., "rows": [...]}`` per case. `workers` are
+    those `spawn_timing_workers` started; the others are started here. Every worker is stopped.
+
+    Returns what env.json records: the bandwidth per device and why something was not timed.
+    """
+    workers = dict(workers or {})
+    plan = list(_timing_plan(cases, options, skip))
+    total = sum(len(todo) for _, _, todo, _ in plan if todo)
+    progress = Progress(total=total, quiet=options.quiet, verbose=options.verbose)
+    info: dict[str, Any] = {"bandwidth_gbps": {"cpu": copy_bandwidth_gbps()}, "not_timed": {}}
+    timeout = max(options.case_timeout, 600.0)  # a first torch.compile alone can take ~30 s here
+    try:
+        for framework, kind, todo, reason in plan:
+            name = registry.load(framework).name
+            if todo is None or reason:
+                info["not_timed"][name if todo is None else f"{name} {kind}"] = reason
                 continue
             t0 = time.perf_counter()
-            worker = Worker(framework, kind, options.debug, options.threads)
+            worker = workers.pop((framework, kind), None)
+            if worker is None:
+                worker = Worker(framework, kind, options.debug, options.threads, timing=True)
+                worker.spawn()
             try:
-                hello = worker.start()
+                hello = worker.handshake()
                 if hello.reason:
-                    info["not_timed"][f"{adapter.name} {kind}"] = hello.reason
+                    info["not_timed"][f"{name} {kind}"] = hello.reason
                     continue
                 for case in todo:
                     try:
                         (results, bandwidth), _ = worker.run(TimingRequest(case, options.timing_budget_s), timeout)
                     except WorkerDied as e:
-                        info["not_timed"][f"{adapter.name} {kind} {case.id}"] = f"{e.outcome}: {e}"
+                        info["not_timed"][f"{name} {kind} {case.id}"] = f"{e.outcome}: {e}"
                         worker.start()
                         continue
                     if bandwidth:
@@ -273,20 +337,21 @@ def run_timing(
                     rows = []
                     for r in results:
                         if r.measurement is None:
-                            info["not_timed"][f"{adapter.name} {kind} {r.api} {r.mode} {r.pass_}"] = r.error
+                            info["not_timed"][f"{name} {kind} {r.api} {r.mode} {r.pass_}"] = r.error
                             continue
-                        row = timing_row(run_id, case, adapter.name, hello.version, hello.device, r.api, r.mode,
+                        row = timing_row(run_id, case, name, hello.version, hello.device, r.api, r.mode,
                                          r.pass_, r.measurement, bw, hello.threads)  # fmt: skip
                         rows.append(row)
-                    sink(
-                        [{"key": {"case_id": case.id, "framework": adapter.name, "device": hello.device}, "rows": rows}]
-                    )
-                    progress.step(f"timing {adapter.name} {kind}")
+                    sink([{"key": {"case_id": case.id, "framework": name, "device": hello.device}, "rows": rows}])
+                    progress.step(f"timing {name} {kind}")
             except (WorkerDied, Interrupted) as e:
-                info["not_timed"][f"{adapter.name} {kind}"] = str(e)
+                info["not_timed"][f"{name} {kind}"] = str(e)
             finally:
                 worker.stop()
-            progress.line(f"timed {adapter.name} {kind} in {time.perf_counter() - t0:.1f} s")
+            progress.line(f"timed {name} {kind} in {time.perf_counter() - t0:.1f} s")
+    finally:
+        for worker in workers.values():  # spawned but not reached (interrupted)
+            worker.kill()
     return info
 
 

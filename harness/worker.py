@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Any, NoReturn
 
 from adapters import registry
 from adapters.base import MODES, PASSES, Adapter, Result, Unavailable, error_text
-from cases.spec import Case
+from cases.spec import Case, LossSpec
 from harness.timing import Measurement, measure
 
 STARTUP_TIMEOUT_S = 180.0  # TensorFlow's first import on a cold 2-core machine can take ~30 s
@@ -79,12 +80,58 @@ class Hello:
 
 CASE_DONE = "case done"  # the message that ends a case's results
 
+
+def send(conn: Connection, obj: Any) -> None:
+    """`conn.send`, but arrays go out of band (pickle protocol 5): their memory is written to the pipe
+    as it is, where a plain pickle would first copy a gradient as large as the logits into one bytes
+    object. A message is one frame with the pickle and the buffer count, then one frame per buffer."""
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    conn.send_bytes(len(buffers).to_bytes(4, "little") + data)
+    for b in buffers:
+        conn.send_bytes(b.raw())
+
+
+def receive(conn: Connection) -> Any:
+    """What `send` sent; arrays are rebuilt over the received frames without another copy."""
+    head = conn.recv_bytes()
+    buffers = [conn.recv_bytes() for _ in range(int.from_bytes(head[:4], "little"))]
+    return pickle.loads(memoryview(head)[4:], buffers=buffers)
+
+
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 
-def serve(conn: Connection, framework: str, device_kind: str, debug: bool, threads: int | None = None) -> None:
+WARM_UP_CASE = Case(kind="timing", spec=LossSpec(), shape=(4, 3))
+
+
+def warm_up(adapter: Adapter, device: str) -> None:
+    """Compile and run a 4x3 loss in every mode and pass before anything is timed.
+
+    A framework's first compile also pays for one-time setup of its compiler (inductor's ISA probe
+    and precompiled header, ~10 s on a fresh machine; XLA's and tf.function's first-use costs), which
+    would land in the compile time of whichever recipe happens to be timed first.
+    """
+    case = WARM_UP_CASE
+    inputs = case.inputs()
+    for api in adapter.apis_for(case.spec)[:1]:
+        code = api.recipes(case.spec)[1].code
+        for mode in MODES:
+            for pass_ in PASSES:
+                try:
+                    call, sync = adapter.timer(code, case.spec, inputs, case.dtype, device, mode, pass_)
+                    sync(call())
+                except Exception:  # the real request will meet (and record) the same error
+                    pass
+
+
+def serve(
+    conn: Connection, framework: str, device_kind: str, debug: bool, threads: int | None = None,
+    timing: bool = False,
+) -> None:  # fmt: skip
     """Worker process main loop: hello, then one reply per Case (results) or TimingRequest
-    (timings and the device's copy bandwidth) received, until None."""
+    (timings and the device's copy bandwidth) received, until None. A `timing` worker warms its
+    framework's compiler up before saying hello."""
     # Ctrl-C reaches the whole process group; the parent decides what an interrupt means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if threads:  # before any framework is imported: every framework gets the same intra-op threads
@@ -101,7 +148,9 @@ def serve(conn: Connection, framework: str, device_kind: str, debug: bool, threa
             reason = str(e)
         except Exception as e:  # a framework that fails to initialise is a reason, not a crash
             reason = f"could not start: {error_text(e)}"
-    conn.send(Hello(adapter.version(), device, reason, threads, adapter.versions()))
+    if timing and reason is None and device is not None:
+        warm_up(adapter, device)
+    send(conn, Hello(adapter.version(), device, reason, threads, adapter.versions()))
     bandwidth: float | None = None
     while True:
         request = conn.recv()
@@ -110,13 +159,14 @@ def serve(conn: Connection, framework: str, device_kind: str, debug: bool, threa
         if isinstance(request, TimingRequest):
             if bandwidth is None:
                 bandwidth = adapter.bandwidth_gbps(device)
-            conn.send((time_case(adapter, request, device), bandwidth))
+            send(conn, (time_case(adapter, request, device), bandwidth))
         else:
             # one message per result, so that neither side holds a whole case's gradients; arrays
             # are freed by reference counting as they go (a full gc would cost ~0.2 s a case)
             for result in adapter.iter_case(request, device, debug):
-                conn.send(result)
-            conn.send(CASE_DONE)
+                send(conn, result)
+                del result  # before the next is computed: one result's arrays at a time
+            send(conn, CASE_DONE)
 
 
 class Interrupted(Exception):
@@ -145,26 +195,39 @@ def describe_exit(code: int | None) -> str:
 class Worker:
     """Parent-side handle of a worker process for (framework, device kind)."""
 
-    def __init__(self, framework: str, device_kind: str, debug: bool = False, threads: int | None = None) -> None:
+    def __init__(
+        self, framework: str, device_kind: str, debug: bool = False, threads: int | None = None, timing: bool = False
+    ) -> None:
         self.framework, self.device_kind, self.debug, self.threads = framework, device_kind, debug, threads
+        self.timing = timing  # a timing worker: warms the compiler up before its hello
         self.process: Any = None
         self.conn: Connection | None = None
         self.hello: Hello | None = None
 
     def start(self) -> Hello:
+        """Start the process and wait for its hello."""
+        self.spawn()
+        return self.handshake()
+
+    def spawn(self) -> None:
+        """Start the process without waiting: it imports its framework while the caller goes on."""
         ctx = mp.get_context("spawn")  # fork would copy the parent's state (and any imported framework)
         parent, child = ctx.Pipe()
-        self.process = ctx.Process(
-            target=serve, args=(child, self.framework, self.device_kind, self.debug, self.threads), daemon=True
-        )
+        args = (child, self.framework, self.device_kind, self.debug, self.threads, self.timing)
+        self.process = ctx.Process(target=serve, args=args, daemon=True)
         self.process.start()
         child.close()
         self.conn = parent
+
+    def handshake(self) -> Hello:
+        """The hello of a spawned worker (its version and device, or why it cannot run)."""
+        parent = self.conn
+        assert parent is not None
         if not parent.poll(STARTUP_TIMEOUT_S):
             self.kill()
             raise WorkerDied("timeout", f"worker did not start within {STARTUP_TIMEOUT_S:.0f} s")
         try:
-            self.hello = parent.recv()
+            self.hello = receive(parent)
         except (EOFError, OSError):
             self.process.join(5)
             raise WorkerDied("crashed", f"worker died while starting: {describe_exit(self.process.exitcode)}") from None
@@ -183,8 +246,12 @@ class Worker:
         """
         deadline = time.perf_counter() + timeout_s
         self._send(case)
-        while (message := self._receive(deadline, timeout_s, stop)) != CASE_DONE:
+        while True:
+            message = self._receive(deadline, timeout_s, stop)
+            if isinstance(message, str) and message == CASE_DONE:
+                return
             yield message
+            del message  # before the next arrives: one result's arrays at a time
 
     def _send(self, message: Any) -> None:
         assert self.conn is not None
@@ -204,7 +271,7 @@ class Worker:
                 if time.perf_counter() > deadline:
                     self.kill()
                     raise WorkerDied("timeout", f"no answer within --case-timeout={timeout_s:g} s; worker restarted")
-            return self.conn.recv()
+            return receive(self.conn)
         except (EOFError, OSError, BrokenPipeError):
             self._died()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from adapters.reference import evaluate
 from adapters.variants import BY_NAME
 from cases.documented import documented_cases
 from cases.generator import default_cases
-from harness.explain import _candidates, claim_tolerance, explain, explain_claim, known_differences
+from harness.explain import MEMO_MAX_ELEMENTS, _candidates, claim_tolerance, explain, explain_claim, known_differences
 from harness.metrics import compare
 from harness.summary import new_difference_count
 from harness.tolerances import tolerance
@@ -78,6 +79,22 @@ def test_a_variants_own_output_is_explained_by_a_variant_that_reproduces_it() ->
             assert compare(ev.value, ev.grad, again, case.dtype, 1e-6).outcome == "ok", (v.name, name, case.id)
         seen.add(v.name)
     assert len(seen) >= 15, seen
+
+
+def test_a_memo_changes_no_explanation_and_is_not_kept_for_large_cases() -> None:
+    """One memo per case: the rows after the first reuse its variant evaluations, with the same answers."""
+    outputs = list(_variant_outputs())
+    memos: dict[str, dict] = {}
+    for case, v, ev, ref in outputs:
+        memo = memos.setdefault(case.id, {})
+        assert explain(case, ev.value, ev.grad, ref, memo=memo) == explain(case, ev.value, ev.grad, ref), (
+            v.name,
+            case.id,
+        )
+    small = [c for c, *_ in outputs if math.prod(c.shape) <= MEMO_MAX_ELEMENTS]
+    large = [c for c, *_ in outputs if math.prod(c.shape) > MEMO_MAX_ELEMENTS]
+    assert small and all(memos[c.id] for c in small), "small cases keep their evaluations"
+    assert large and not any(memos[c.id] for c in large), "a 32000-class case's evaluations are not kept"
 
 
 def test_strict_counts_differences_the_registry_does_not_list() -> None:

@@ -1,0 +1,67 @@
+"""The worker protocol: results cross the pipe intact and without a pickled copy of their arrays;
+a timing worker warms its compiler up on a 4x3 loss before anything is timed."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from adapters.base import MODES, PASSES, Result
+from adapters.numpy_adapter import NumpyAdapter
+from cases.spec import Inputs, LossSpec
+from harness.worker import WARM_UP_CASE, receive, send, warm_up
+
+
+def roundtrip(obj: Any) -> tuple[Any, list[int]]:
+    """`obj` sent and received through a real pipe; also the sizes of the frames on the wire."""
+    a, b = mp.Pipe()
+    frames: list[int] = []
+    sent = a.send_bytes
+
+    def counting(data: Any, *args: Any) -> None:
+        frames.append(memoryview(data).nbytes)
+        sent(data, *args)
+
+    a.send_bytes = counting  # type: ignore[method-assign]
+    t = threading.Thread(target=send, args=(a, obj))  # a large message fills the pipe: read concurrently
+    t.start()
+    got = receive(b)
+    t.join()
+    return got, frames
+
+
+def test_results_cross_the_pipe_intact_and_arrays_out_of_band() -> None:
+    grad = np.random.default_rng(0).standard_normal((64, 2000))  # 1 MB
+    moved = np.moveaxis(np.arange(24.0).reshape(2, 3, 4), 1, -1)  # not contiguous: pickled in band
+    result = Result("api", "matched", "loss = f(x)", None, "", np.asarray(1.5), grad)
+    got, frames = roundtrip((result, moved, "case done"))
+    r, m, tail = got
+    assert (r.api, r.recipe, r.recipe_code, r.outcome) == ("api", "matched", "loss = f(x)", None)
+    assert r.grad.dtype == grad.dtype and np.array_equal(r.grad, grad), "gradient changed on the way"
+    assert float(r.value) == 1.5 and np.array_equal(m, moved) and tail == "case done"
+    assert frames[0] < 4096, f"header frame {frames[0]} bytes: the gradient was pickled in band"
+    assert grad.nbytes in frames, f"frames {frames}: the gradient's {grad.nbytes} bytes were not sent as they are"
+
+
+class Recording(NumpyAdapter):
+    """The numpy adapter with a timer that records what it is asked to time."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[int, ...], str, str]] = []
+
+    def timer(
+        self, code: str, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str, pass_: str
+    ) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+        self.calls.append((inputs.x.shape, mode, pass_))
+        return (lambda: None), (lambda result: None)
+
+
+def test_warm_up_compiles_every_mode_and_pass_of_a_tiny_loss() -> None:
+    adapter = Recording()
+    warm_up(adapter, "cpu")
+    assert WARM_UP_CASE.shape == (4, 3)
+    assert adapter.calls == [((4, 3), m, p) for m in MODES for p in PASSES], adapter.calls
