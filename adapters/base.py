@@ -197,15 +197,17 @@ class Adapter(ABC):
         """
         inputs = case.inputs()
         for api in self.apis_for(case.spec):
-            done: dict[str, Result] = {}
+            last: tuple[str, Result] | None = None  # (code, result): native and matched share it when equal
             for recipe in api.recipes(case.spec):
                 if recipe.code is None:
                     yield Result(api.name, recipe.name, "", "unsupported", recipe.reason)
                     continue
-                if recipe.code not in done:
-                    done[recipe.code] = self._run_one(api.name, recipe, case, inputs, device, debug)
-                r = done[recipe.code]
+                if last is None or last[0] != recipe.code:
+                    last = None  # the previous result's arrays go before the next are made
+                    last = (recipe.code, self._run_one(api.name, recipe, case, inputs, device, debug))
+                r = last[1]
                 yield Result(api.name, recipe.name, recipe.code, r.outcome, r.error, r.value, r.grad)
+                del r
 
     def _run_one(self, api: str, recipe: Recipe, case: Case, inputs: Inputs, device: str, debug: bool) -> Result:
         try:

@@ -300,7 +300,8 @@ class JaxAdapter(Adapter):
         dev = found[0]
 
         def put(a: np.ndarray, adt: Any) -> Any:
-            return jax.device_put(np.asarray(a).astype(adt), dev)  # exact: inputs are representable in dtype
+            # exact: inputs are representable in dtype; copy=False: no host copy when it already is dtype
+            return jax.device_put(np.asarray(a).astype(adt, copy=False), dev)
 
         x = put(_to_last(inputs.x), dt)
         y = put(inputs.target, np.int32) if spec.target == "index" else put(_to_last(inputs.target), dt)
@@ -328,10 +329,10 @@ class JaxAdapter(Adapter):
         (_, loss), grad = self._value_and_grad(fn)(x, y, w)
         if loss.dtype != dt or grad.dtype != dt:
             raise RuntimeError(f"computed in {loss.dtype}/{grad.dtype}, not {dtype}: a promotion in the recipe")
-        value = np.asarray(loss).astype(np.float64)
+        value = np.asarray(loss).astype(np.float64, copy=False)
         if spec.family == "sigmoid":
             value = _to_axis1(value)  # element-wise `none` losses have x's layout
-        return value, _to_axis1(np.asarray(grad).astype(np.float64))
+        return value, _to_axis1(np.asarray(grad).astype(np.float64, copy=False))
 
     def timer(
         self, code: str, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str, pass_: str

@@ -47,7 +47,7 @@ class NumpyAdapter(Adapter):
             result = fn(spec, inputs, dtype)
         except TypeError as e:  # no bfloat16 without ml_dtypes
             raise Unavailable(str(e)) from e
-        return result.value.astype(np.float64), result.grad.astype(np.float64)
+        return result.value.astype(np.float64, copy=False), result.grad.astype(np.float64, copy=False)
 
 
 ADAPTER = NumpyAdapter()

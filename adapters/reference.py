@@ -32,6 +32,7 @@ Gradients are of the reduced loss; for ``none`` they are of the sum of the eleme
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +66,9 @@ def numpy_dtype(dtype: str) -> np.dtype:
             raise TypeError("NumPy has no bfloat16 without the ml_dtypes package") from e
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(dtype)
+
+
+TERMS_BLOCK = 2**16  # elements per block of the loss terms (softmax_from_coefficients)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -107,15 +111,24 @@ def _reduce(spec: LossSpec, loss, scale, grad, denominator, dt) -> Evaluation:
     if d == 0:  # every element ignored or weighted 0: 0/0 as PyTorch; nothing depends on x
         nan = np.asarray(np.nan, dtype=dt)
         return Evaluation(nan, np.zeros_like(grad), nan)
-    return Evaluation(np.asarray(total / d), grad / d, np.asarray(total_scale / abs(d)))
+    grad /= d  # in place: every caller hands over a gradient array of its own
+    return Evaluation(np.asarray(total / d), grad, np.asarray(total_scale / abs(d)))
+
+
+Coefficients = Callable[[slice], np.ndarray]
+"""``a[rows]``: the coefficients of a block of rows (axis 0), made when needed (see below)."""
 
 
 def softmax_coefficients(
     spec: LossSpec, inputs: Inputs, dt: np.dtype, labels: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The coefficients ``a[i, c]`` of ``-log p[i, c]`` and the mean's denominator D (module docstring).
+) -> tuple[Coefficients, np.ndarray]:
+    """The coefficients ``a[i, c]`` of ``-log p[i, c]`` (module docstring), a block of rows at a time,
+    and the mean's denominator D.
 
-    `labels` replaces the index targets (the variants read out-of-range labels differently).
+    A function of the rows rather than an array: ``a`` is as large as the logits, and made per block
+    it never exists whole (on a 32000-class case that is one copy of the logits fewer, in every worker
+    and in the parent). `labels` replaces the index targets (the variants read out-of-range labels
+    differently).
     """
     x = np.asarray(inputs.x)
     ndim, c = x.ndim, x.shape[1]
@@ -123,12 +136,17 @@ def softmax_coefficients(
     wc = _class_axis(w, ndim)
     e = dt.type(spec.label_smoothing)
     if spec.target == "prob":
-        a = np.asarray(inputs.target).astype(dt)  # a fresh array, worked on in place (memory: one copy)
-        if e:
-            a *= 1 - e
-            a += e / dt.type(c)
-        a *= wc
-        return a, np.asarray(x.size // c, dt)
+        t = np.asarray(inputs.target)
+
+        def prob(rows: slice) -> np.ndarray:
+            a = t[rows].astype(dt)  # a fresh array, worked on in place
+            if e:
+                a *= 1 - e
+                a += e / dt.type(c)
+            a *= wc
+            return a
+
+        return prob, np.asarray(x.size // c, dt)
     y = np.asarray(inputs.target if labels is None else labels)
     valid = np.ones(y.shape, bool) if spec.ignore_index is None else y != spec.ignore_index
     bad = valid & ((y < 0) | (y >= c))
@@ -138,57 +156,71 @@ def softmax_coefficients(
             f"Received: target value {int(y[bad].flat[0])}"
         )
     y_safe = np.where(valid, y, 0)
-    a = np.full(x.shape, e / dt.type(c), dt)  # the smoothing share of every class ...
-    np.put_along_axis(a, np.expand_dims(y_safe, 1), (1 - e) + e / dt.type(c), axis=1)  # ... and the target's
-    a *= wc
-    a *= np.expand_dims(valid, 1)  # ignored elements contribute nothing
-    return a, (w[y_safe] * valid).sum(dtype=dt)
+
+    def index(rows: slice) -> np.ndarray:
+        a = np.full(x[rows].shape, e / dt.type(c), dt)  # the smoothing share of every class ...
+        np.put_along_axis(a, np.expand_dims(y_safe[rows], 1), (1 - e) + e / dt.type(c), axis=1)  # ... the target's
+        a *= wc
+        a *= np.expand_dims(valid[rows], 1)  # ignored elements contribute nothing
+        return a
+
+    return index, (w[y_safe] * valid).sum(dtype=dt)
 
 
 def softmax_from_coefficients(
-    spec: LossSpec, x: np.ndarray, a: np.ndarray, denominator: np.ndarray, dt: np.dtype
+    spec: LossSpec, x: np.ndarray, coefficients: Coefficients, denominator: np.ndarray, dt: np.dtype
 ) -> Evaluation:
     """``l_i = -sum_c a[i, c] log p[i, c]`` with its gradient, reduced as `spec` says.
 
-    Works in place on two buffers of x's size besides `a` (the reference runs on 32000-class cases in
-    every worker and in the parent, so its temporaries count).
+    One buffer of x's size (log p, then the gradient in its place); everything else is made a block of
+    rows at a time. A block's sums are those rows' sums over the whole array (the same additions in the
+    same order), so the numbers do not depend on the block size.
     """
     x = np.asarray(x).astype(dt, copy=False)
-    used = a != 0
-    abs_a = a if not (a < 0).any() else np.abs(a)
+    out_shape = x.shape[:1] + x.shape[2:]  # the class axis summed away
+    loss, scale = np.empty(out_shape, dt), np.empty(out_shape, dt)
     with np.errstate(all="ignore"):
         if spec.input == "logits":
             m = x.max(axis=1, keepdims=True)
             buf = np.subtract(x, m)
             np.exp(buf, out=buf)
             lse = m + np.log(buf.sum(axis=1, keepdims=True, dtype=dt))
-            logp = np.subtract(x, lse, out=buf)
-            terms = np.abs(x)  # the rounding scale of log p = x - lse: |lse| + |x|
-            terms[~np.isfinite(x)] = 0
-            terms += np.abs(lse)
-        elif spec.input == "log_probs":
-            logp = x
-            terms = np.abs(x)
+            grad = np.subtract(x, lse, out=buf)  # log p; the gradient replaces it block by block
         else:
-            logp = np.log(x)
-            terms = np.abs(logp)
-
-        terms *= abs_a
-        terms[~used] = 0
-        scale = terms.sum(axis=1, dtype=dt)
-        np.multiply(a, logp, out=terms)
-        terms[~used] = 0  # 0 log 0 = 0
-        loss = -terms.sum(axis=1, dtype=dt)
-        del terms
-        if spec.input == "logits":
-            grad = np.exp(logp, out=logp)  # p, in log p's buffer
-            grad *= a.sum(axis=1, keepdims=True, dtype=dt)
-            grad -= a
-        elif spec.input == "log_probs":
-            grad = -a
-        else:
-            grad = np.where(used, -a / x, dt.type(0))
-        return _reduce(spec, loss, scale, grad.astype(dt, copy=False), denominator, dt)
+            grad = np.empty_like(x)
+        rows = max(1, TERMS_BLOCK // max(1, x[:1].size))
+        for i in range(0, x.shape[0], rows):
+            r = slice(i, i + rows)
+            a = coefficients(r)
+            used = a != 0
+            if spec.input == "logits":
+                terms = np.abs(x[r])  # the rounding scale of log p = x - lse: |lse| + |x_c|
+                terms[~np.isfinite(x[r])] = 0
+                terms += np.abs(lse[r])
+                logp = grad[r]
+            elif spec.input == "log_probs":
+                terms = np.abs(x[r])
+                logp = x[r]
+            else:
+                logp = np.log(x[r])
+                terms = np.abs(logp)
+            terms *= np.abs(a)
+            terms[~used] = 0
+            scale[r] = terms.sum(axis=1, dtype=dt)
+            np.multiply(a, logp, out=terms)
+            terms[~used] = 0  # 0 log 0 = 0
+            loss[r] = -terms.sum(axis=1, dtype=dt)
+            g = grad[r]
+            if spec.input == "logits":  # p sum(a) - a, with p = exp(log p) in log p's place
+                np.exp(g, out=g)
+                g *= a.sum(axis=1, keepdims=True, dtype=dt)
+                g -= a
+            elif spec.input == "log_probs":
+                np.negative(a, out=g)
+            else:
+                np.divide(np.negative(a, out=a), x[r], out=g, where=used)
+                g[~used] = 0
+        return _reduce(spec, loss, scale, grad, denominator, dt)
 
 
 def _softmax(spec: LossSpec, inputs: Inputs, dt: np.dtype) -> Evaluation:

@@ -79,12 +79,15 @@ def class_axis_0(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Eval
         return None
     x = inputs.x
     m = x.max(axis=0, keepdims=True)
-    logp = x - (m + np.log(np.exp(x - m).sum(axis=0, keepdims=True)))
+    logp = np.subtract(x, m)  # in place from here on: the explanation of a 32000-class case holds few copies
+    lse = m + np.log(np.exp(logp, out=logp).sum(axis=0, keepdims=True))
+    logp = np.subtract(x, lse, out=logp)
     lp_spec = _replace(spec, input="log_probs")
     inner = evaluate(lp_spec, Inputs(logp, inputs.target, inputs.weight))
-    g = inner.grad  # d/d logp; chain rule through log_softmax along axis 0
-    grad = g - np.exp(logp) * g.sum(axis=0, keepdims=True)
-    return Evaluation(inner.value, grad, inner.scale)
+    g = inner.grad  # d/d logp; chain rule through log_softmax along axis 0: g - p * sum(g)
+    p = np.exp(logp, out=logp)
+    p *= g.sum(axis=0, keepdims=True)
+    return Evaluation(inner.value, np.subtract(g, p, out=g), inner.scale)
 
 
 # -- reductions and weights -------------------------------------------------------------------------
@@ -97,7 +100,9 @@ def _renormalised_mean(spec: LossSpec, inputs: Inputs, denominator: Callable[[Lo
     d = denominator(spec, inputs)
     if d == 0:
         return None
-    return Evaluation(total.value / d, total.grad / d, total.scale / d)
+    grad = total.grad
+    grad /= d  # in place: a fresh array of the logits' size
+    return Evaluation(total.value / d, grad, total.scale / d)
 
 
 def weight_norm_n(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluation | None:
@@ -140,13 +145,16 @@ def _smoothed_index(spec: LossSpec, inputs: Inputs, others: Callable[[float, int
         return None
     c = inputs.x.shape[1]
     on, off = others(spec.label_smoothing, c)
-    a, d = softmax_coefficients(_replace(spec, label_smoothing=0.0), inputs, F64)
+    unsmoothed, d = softmax_coefficients(_replace(spec, label_smoothing=0.0), inputs, F64)
     w = np.ones(c) if inputs.weight is None else inputs.weight
     wc = w.reshape((1, -1) + (1,) * (inputs.x.ndim - 2))
-    hit = a != 0
-    valid = hit.any(axis=1, keepdims=True)
-    a = np.where(valid, wc * np.where(hit, on, off), 0.0)
-    return softmax_from_coefficients(spec, inputs.x, a, d, F64)
+
+    def smoothed(rows: slice) -> np.ndarray:
+        hit = unsmoothed(rows) != 0
+        valid = hit.any(axis=1, keepdims=True)
+        return np.where(valid, wc * np.where(hit, on, off), 0.0)
+
+    return softmax_from_coefficients(spec, inputs.x, smoothed, d, F64)
 
 
 def sample_weight_per_element(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluation | None:
@@ -158,10 +166,14 @@ def sample_weight_per_element(spec: LossSpec, inputs: Inputs, dtype: str = "floa
     y = np.asarray(inputs.target)
     valid = np.ones(y.shape, bool) if spec.ignore_index is None else y != spec.ignore_index
     unweighted = Inputs(inputs.x, y, None)
-    a, _ = softmax_coefficients(spec, unweighted, F64)
+    unweighted_coefficients, _ = softmax_coefficients(spec, unweighted, F64)
     wy = np.where(valid, inputs.weight[np.where(valid, y, 0)], 0.0)
     d = float(y.size) if spec.reduction == "mean" else 1.0
-    return softmax_from_coefficients(spec, inputs.x, a * np.expand_dims(wy, 1), np.asarray(d), F64)
+
+    def per_element(rows: slice) -> np.ndarray:
+        return unweighted_coefficients(rows) * np.expand_dims(wy[rows], 1)
+
+    return softmax_from_coefficients(spec, inputs.x, per_element, np.asarray(d), F64)
 
 
 def smoothing_c_minus_1(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluation | None:
@@ -239,7 +251,8 @@ def prob_clip_1e7(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Eva
         s = x.sum(axis=1, keepdims=True)
         p = np.clip(x / s, lo, hi)
         inside = (x / s > lo) & (x / s < hi)
-        a, d = softmax_coefficients(spec, inputs, F64)
+        coefficients, d = softmax_coefficients(spec, inputs, F64)
+        a = coefficients(slice(None))  # every row at once
         loss = -(a * np.log(p)).sum(axis=1)
         # d/dx_k of -sum_c a_c log(x_c / S) over unclipped c: -a_k/x_k + (sum_c a_c) / S
         grad = np.where(inside, -a / x, 0.0) + (a * inside).sum(axis=1, keepdims=True) / s
@@ -265,8 +278,8 @@ def grad_assumes_normalised_targets(spec: LossSpec, inputs: Inputs, dtype: str =
     if spec.family != "softmax" or spec.target != "prob" or spec.input != "logits" or spec.weighted:
         return None
     ref = evaluate(spec, inputs)
-    a, d = softmax_coefficients(spec, inputs, F64)
-    grad = softmax(inputs.x) - a
+    coefficients, d = softmax_coefficients(spec, inputs, F64)
+    grad = softmax(inputs.x) - coefficients(slice(None))
     if spec.reduction == "mean":
         grad = grad / d
     return Evaluation(ref.value, grad, ref.scale)
@@ -362,7 +375,8 @@ def label_oob_nan(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Eva
     x = inputs.x
     p = softmax(x)
     d = float(y.size) if spec.reduction == "mean" else 1.0  # the obvious port's mean: (loss * w[y]).mean()
-    a, _ = softmax_coefficients(plain, Inputs(x, inside, inputs.weight), F64)
+    coefficients, _ = softmax_coefficients(plain, Inputs(x, inside, inputs.weight), F64)
+    a = coefficients(slice(None))
     grad_good = (-a + p * a.sum(axis=1, keepdims=True)) / d
     grad = np.where(np.expand_dims(bad, 1), p * np.expand_dims(wy, 1) / d, grad_good)
     value = np.where(bad, np.nan, ref.value) if spec.reduction == "none" else np.asarray(np.nan)

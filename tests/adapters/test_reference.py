@@ -171,3 +171,22 @@ def test_seed_golden_values() -> None:
     x = np.array([[1.1879, 1.0780, 0.5312], [-0.3499, -1.9253, -1.5725], [-0.6578, -0.0987, 1.1570]])
     by_hand = np.mean([math.log(np.exp(r).sum()) - r[i] for i, r in enumerate(x)])
     assert got["seed004"] == pytest.approx(by_hand, rel=1e-14)
+
+
+SOFTMAX_KINDS = [c for c in default_cases() if c.spec.family == "softmax"]
+
+
+@pytest.mark.parametrize("case", SOFTMAX_KINDS[::3], ids=lambda c: c.id)
+def test_blocks_of_rows_change_no_bit(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference makes its coefficients and loss terms a block of rows at a time (memory); a
+    row's sums do not depend on the block, so one row per block gives the same bits as one block."""
+    import adapters.reference as reference
+
+    whole = evaluate(case.spec, case.inputs(), case.dtype)
+    monkeypatch.setattr(reference, "TERMS_BLOCK", 1)
+    rows = evaluate(case.spec, case.inputs(), case.dtype)
+    for name in ("value", "grad", "scale"):
+        a, b = getattr(whole, name), getattr(rows, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), (
+            f"{name} differs by up to {np.nanmax(np.abs(a - b)):.3g} [evaluate({case.id}) with TERMS_BLOCK=1]"
+        )

@@ -45,3 +45,17 @@ def test_scale_keeps_cancelled_losses_meaningful() -> None:
 def test_shape_mismatch_is_reported() -> None:
     c = compare(np.zeros(3), np.zeros(2), ev(np.zeros(2), np.zeros(2)), "float64", 1e-14)
     assert c.outcome == "mismatch" and "shape" in c.error
+
+
+def test_gradient_maxima_in_blocks_equal_the_whole_array() -> None:
+    """compare() takes |g - gr| a block of rows at a time, in float64 for a float32 gradient."""
+    import harness.metrics as metrics
+
+    rng = np.random.default_rng(1)
+    gr = rng.standard_normal((300, 700))
+    g = (gr + 1e-3 * rng.standard_normal(gr.shape)).astype(np.float32)
+    g[5, 7], gr[9, 1], g[200, 3], gr[200, 3] = np.nan, np.inf, np.inf, np.inf  # skipped where either is not finite
+    f = np.isfinite(g) & np.isfinite(gr)
+    want = (np.abs(g[f].astype(np.float64) - gr[f]).max(), np.abs(gr[f]).max())
+    assert g.size > metrics.GRAD_BLOCK, "the case must span several blocks"
+    assert metrics._grad_maxima(g, gr) == want, f"{metrics._grad_maxima(g, gr)} != {want} [_grad_maxima(300x700)]"
