@@ -83,3 +83,14 @@ def test_real_sweep_writes_timing_rows() -> None:
     assert info["bandwidth_gbps"]["cpu"] > 0 and "numpy" in info["not_timed"]
     assert math.isclose(df["gbps"].iloc[0], df["bytes_min"].iloc[0] / df["median_s"].iloc[0] / 1e9)
     assert isinstance(df, pd.DataFrame)
+
+
+def test_samples_span_the_budget_when_calls_are_cheap() -> None:
+    """A 0.1 ms call is sampled for the whole 0.3 s budget (blocked_autorange's span), one call per
+    sample while the timer costs under 1% of it: blocks of unsynchronised calls would let an
+    asynchronous framework overlap them."""
+    dev = FakeDevice(call_s=1e-4, sync_s=0.0)
+    m = measure(dev.call, dev.sync, budget_s=0.3, clock=dev.clock)
+    assert m.block == 1, f"block={m.block} [measure(call_s=1e-4, sync_s=0)]"
+    assert len(m.samples) * 1e-4 == pytest.approx(0.3, rel=0.01), f"{len(m.samples)} samples of 0.1 ms"
+    assert m.median_s == pytest.approx(1e-4)
