@@ -296,15 +296,16 @@ def run_timing(
     skip: frozenset[tuple[str, str, str]] = frozenset(), workers: dict[tuple[str, str], Worker] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Time every framework API's matched recipe on the timing cases of each device kind, one
-    framework at a time (each in a fresh worker per device, so no thread pool or allocator disturbs
-    another's timing). `sink` receives one ``{"key": ..., "rows": [...]}`` per case. `workers` are
-    those `spawn_timing_workers` started; the others are started here. Every worker is stopped.
+        framework at a time (each in a fresh worker per device, so no thread pool or allocator disturbs
+        another's timing). `sink` receives one ``{"key": ..., "rows": [...], "samples_s": [...]}`` per case
+    (each row's raw samples in the same order). `workers` are
+        those `spawn_timing_workers` started; the others are started here. Every worker is stopped.
 
-    Returns what env.json records: the bandwidth per device and why something was not timed.
+        Returns what env.json records: the bandwidth per device and why something was not timed.
     """
     workers = dict(workers or {})
     plan = list(_timing_plan(cases, options, skip))
-    total = sum(len(todo) for _, _, todo, _ in plan if todo)
+    total = sum(len(todo) for _, _, todo, reason in plan if todo and not reason)
     progress = Progress(total=total, quiet=options.quiet, verbose=options.verbose)
     info: dict[str, Any] = {"bandwidth_gbps": {"cpu": copy_bandwidth_gbps()}, "not_timed": {}}
     timeout = max(options.case_timeout, 600.0)  # a first torch.compile alone can take ~30 s here
@@ -334,7 +335,7 @@ def run_timing(
                     if bandwidth:
                         info["bandwidth_gbps"][hello.device] = bandwidth
                     bw = info["bandwidth_gbps"].get(hello.device if kind == "gpu" else "cpu")
-                    rows = []
+                    rows, raw = [], []
                     for r in results:
                         if r.measurement is None:
                             info["not_timed"][f"{name} {kind} {r.api} {r.mode} {r.pass_}"] = r.error
@@ -342,7 +343,10 @@ def run_timing(
                         row = timing_row(run_id, case, name, hello.version, hello.device, r.api, r.mode,
                                          r.pass_, r.measurement, bw, hello.threads)  # fmt: skip
                         rows.append(row)
-                    sink([{"key": {"case_id": case.id, "framework": name, "device": hello.device}, "rows": rows}])
+                        raw.append(list(r.measurement.samples))
+                    key = {"case_id": case.id, "framework": name, "device": hello.device}
+                    # the raw samples (seconds per call, one per block) stay in timing.jsonl beside the rows
+                    sink([{"key": key, "rows": rows, "samples_s": raw}])
                     progress.step(f"timing {name} {kind}")
             except (WorkerDied, Interrupted) as e:
                 info["not_timed"][f"{name} {kind}"] = str(e)

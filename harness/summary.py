@@ -17,8 +17,10 @@ from harness.explain import KnownDifference, claim_tolerance, explain_claim, is_
 NOT_OK_LISTED = 80
 TIMING_NOTE = (
     "Matched recipes, inputs staged on the device beforehand; the first call (compilation in compiled mode) is "
-    "kept out of the medians and shown as compile time. Blocks of calls are sized so timer and synchronisation "
-    "cost under 1%; noisy means IQR > 10% of the median. Roofline: the bytes the loss must move at least "
+    "kept out of the medians and shown as compile time, taken after the worker compiled a 4 x 3 loss once (so "
+    "no row carries the compiler's one-time setup). Blocks of calls are sized so timer and synchronisation "
+    "cost under 1%, and samples are taken for the whole budget (`samples`: how many); noisy means IQR > 10% "
+    "of the median, common on a 2-core machine. Roofline: the bytes the loss must move at least "
     "(read x and targets, write the loss, and the gradient for forward_backward) per second, over the device's "
     "measured copy bandwidth (harness/timing.py)."
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -72,6 +73,9 @@ def test_real_sweep_writes_timing_rows() -> None:
                          timing_budget_s=0.0)  # fmt: skip
     info = run_timing({"cpu": [case], "gpu": []}, options, "t", lines.extend)
     df = timing_frame([row for line in lines for row in line["rows"]])
+    raw = [samples for line in lines for samples in line["samples_s"]]  # kept beside the rows, in their order
+    assert [len(s) for s in raw] == df["samples"].tolist()
+    assert [float(np.median(s)) for s in raw] == df["median_s"].tolist()
     assert tuple(df.columns) == TIMING_COLUMNS
     got = df.set_index(["mode", "pass"])
     assert set(got.index) == {(m, p) for m in ("eager", "compiled") for p in ("forward", "forward_backward")}
