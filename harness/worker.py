@@ -11,7 +11,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import pickle
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -125,19 +127,29 @@ def warm_up(adapter: Adapter, device: str) -> None:
                     pass
 
 
+# Where compilers keep compiled code between processes (inductor, Triton). A timing worker points them
+# at a directory of its own, so compile_s is a compile and not a load of an earlier run's result (JAX's
+# timing workers never enable its persistent cache; tf.function keeps none).
+COMPILER_CACHE_VARIABLES = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE_DIR": "triton"}
+
+
 def serve(
     conn: Connection, framework: str, device_kind: str, debug: bool, threads: int | None = None,
-    timing: bool = False,
+    timing: bool = False, compiler_cache: str | None = None,
 ) -> None:  # fmt: skip
     """Worker process main loop: hello, then one reply per Case (results) or TimingRequest
     (timings and the device's copy bandwidth) received, until None. A `timing` worker warms its
-    framework's compiler up before saying hello."""
+    framework's compiler up before saying hello; `compiler_cache` is a fresh directory for the
+    compilers' on-disk caches."""
     # Ctrl-C reaches the whole process group; the parent decides what an interrupt means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if threads:  # before any framework is imported: every framework gets the same intra-op threads
         for var in THREAD_VARIABLES:
             os.environ[var] = str(threads)
         os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    if compiler_cache:
+        for var, sub in COMPILER_CACHE_VARIABLES.items():
+            os.environ[var] = os.path.join(compiler_cache, sub)
     adapter = registry.load(framework)
     reason, device = adapter.unavailable(), None
     if reason is None:
@@ -200,6 +212,7 @@ class Worker:
     ) -> None:
         self.framework, self.device_kind, self.debug, self.threads = framework, device_kind, debug, threads
         self.timing = timing  # a timing worker: warms the compiler up before its hello
+        self.compiler_cache: str | None = None  # its compilers' cache directory, removed with it
         self.process: Any = None
         self.conn: Connection | None = None
         self.hello: Hello | None = None
@@ -213,7 +226,10 @@ class Worker:
         """Start the process without waiting: it imports its framework while the caller goes on."""
         ctx = mp.get_context("spawn")  # fork would copy the parent's state (and any imported framework)
         parent, child = ctx.Pipe()
-        args = (child, self.framework, self.device_kind, self.debug, self.threads, self.timing)
+        self._remove_compiler_cache()  # a restarted worker starts from nothing, as the first did
+        if self.timing:
+            self.compiler_cache = tempfile.mkdtemp(prefix=f"ce-harness-{self.framework}-")
+        args = (child, self.framework, self.device_kind, self.debug, self.threads, self.timing, self.compiler_cache)
         self.process = ctx.Process(target=serve, args=args, daemon=True)
         self.process.start()
         child.close()
@@ -297,3 +313,9 @@ class Worker:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+        self._remove_compiler_cache()
+
+    def _remove_compiler_cache(self) -> None:
+        if self.compiler_cache is not None:
+            shutil.rmtree(self.compiler_cache, ignore_errors=True)  # inductor's headers alone are ~150 MB
+            self.compiler_cache = None
