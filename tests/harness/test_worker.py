@@ -4,6 +4,8 @@ a timing worker warms its compiler up on a 4x3 loss before anything is timed."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +15,7 @@ import numpy as np
 from adapters.base import MODES, PASSES, Result
 from adapters.numpy_adapter import NumpyAdapter
 from cases.spec import Inputs, LossSpec
-from harness.worker import WARM_UP_CASE, receive, send, warm_up
+from harness.worker import WARM_UP_CASE, Worker, receive, send, warm_up
 
 
 def roundtrip(obj: Any) -> tuple[Any, list[int]]:
@@ -65,3 +67,18 @@ def test_warm_up_compiles_every_mode_and_pass_of_a_tiny_loss() -> None:
     warm_up(adapter, "cpu")
     assert WARM_UP_CASE.shape == (4, 3)
     assert adapter.calls == [((4, 3), m, p) for m in MODES for p in PASSES], adapter.calls
+
+
+def test_a_timing_worker_has_its_own_compiler_cache_removed_with_it() -> None:
+    worker = Worker("numpy", "cpu", timing=True)
+    worker.start()
+    first = worker.compiler_cache
+    assert first is not None and os.path.isdir(first), first
+    os.kill(worker.process.pid, signal.SIGKILL)  # a crash: the parent restarts the worker
+    worker.process.join(5)
+    worker.start()
+    assert worker.compiler_cache != first and not os.path.exists(first)
+    second = worker.compiler_cache
+    worker.stop()
+    assert worker.compiler_cache is None and not os.path.exists(second)
+    assert Worker("numpy", "cpu").compiler_cache is None, "accuracy workers keep the compilers' defaults"
