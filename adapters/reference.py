@@ -68,7 +68,7 @@ def numpy_dtype(dtype: str) -> np.dtype:
     return np.dtype(dtype)
 
 
-TERMS_BLOCK = 2**16  # elements per block of the loss terms (softmax_from_coefficients)
+TERMS_BLOCK = 2**16  # elements per block of rows in softmax_from_coefficients (coefficients, loss terms)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
