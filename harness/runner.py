@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
 import sys
 import threading
 import time
@@ -114,11 +115,29 @@ class SharedCases:
             yield case
 
 
+def slot_cpus(slot: int, jobs: int) -> tuple[int, ...] | None:
+    """The CPUs that job slot `slot` of `jobs` runs its workers on: an equal share of this process's
+    CPUs, or one CPU round-robin when there are fewer CPUs than jobs. None (no restriction) for a
+    single job or where the platform cannot pin a process.
+
+    Thread variables cannot keep concurrent jobs off each other's cores: XLA sizes its compile thread
+    pool to the CPUs a process may use, so two JAX workers on 2 cores compile with 4 threads.
+    """
+    if jobs <= 1 or not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < jobs:
+        return (cpus[slot % len(cpus)],)
+    share = len(cpus) // jobs
+    return tuple(cpus[slot * share : (slot + 1) * share])
+
+
 def _run_job(
     framework: str, kind: str, cases: Iterable[Case], ref: Callable[[Case], Evaluation], run_id: str,
-    options: RunOptions, sink: Sink, progress: Progress, stop: threading.Event,
+    options: RunOptions, sink: Sink, progress: Progress, stop: threading.Event, cpus: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """All cases of one framework on one device kind; returns what env.json records of it."""
+    """All cases of one framework on one device kind, in a worker pinned to `cpus` (if given);
+    returns what env.json records of it."""
     adapter = registry.load(framework)
     version = adapter.version()
     info: dict[str, Any] = {"version": version}
@@ -141,7 +160,7 @@ def _run_job(
     # accuracy workers run `jobs` at a time: they share the cores (oversubscribed OpenMP threads spin
     # against each other and run several times slower); timing workers run alone and get them all
     threads = max(1, (options.threads or os.cpu_count() or 1) // max(1, options.jobs))
-    worker = Worker(framework, kind, options.debug, threads)
+    worker = Worker(framework, kind, options.debug, threads, cpus=cpus)
     hello = None
     try:
         hello = worker.start()
@@ -216,9 +235,9 @@ def run_accuracy(
                 continue
             # `jobs` workers take cases from one queue, so they finish together whatever each case costs;
             # one starts at once (the longest job), the others join when a slot frees
-            queue = SharedCases(mine)
-            first.insert(0, ((fw, kind, 0), queue))
-            rest += [((fw, kind, k), queue) for k in range(1, max(1, options.jobs))]
+            shared = SharedCases(mine)
+            first.insert(0, ((fw, kind, 0), shared))
+            rest += [((fw, kind, k), shared) for k in range(1, max(1, options.jobs))]
     jobs = dict(first + rest)
     progress = Progress(total=total, quiet=options.quiet, verbose=options.verbose)
     lock = threading.Lock()
@@ -229,12 +248,22 @@ def run_accuracy(
 
     info: dict[str, Any] = {}
     stop = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
+    n_slots = max(1, options.jobs)
+    slots: queue.SimpleQueue[int] = queue.SimpleQueue()  # a running job holds one; the pool runs n_slots
+    for slot in range(n_slots):
+        slots.put(slot)
+
+    def in_slot(framework: str, kind: str, todo: Iterable[Case]) -> dict[str, Any]:
+        slot = slots.get()
+        try:
+            cpus = slot_cpus(slot, n_slots)
+            return _run_job(framework, kind, todo, ref, run_id, options, locked_sink, progress, stop, cpus)
+        finally:
+            slots.put(slot)
+
+    pool = ThreadPoolExecutor(max_workers=n_slots)
     try:
-        futures = {
-            job: pool.submit(_run_job, *job[:2], todo, ref, run_id, options, locked_sink, progress, stop)
-            for job, todo in jobs.items()
-        }
+        futures = {job: pool.submit(in_slot, *job[:2], todo) for job, todo in jobs.items()}
         for (fw, _kind, _shard), fut in futures.items():
             for k, v in fut.result().items():
                 info.setdefault(registry.load(fw).name, {})[k] = v
@@ -286,7 +315,7 @@ def spawn_timing_workers(
     workers = {}
     for framework, kind, todo, reason in _timing_plan(cases, options, skip):
         if todo and not reason:
-            workers[(framework, kind)] = Worker(framework, kind, options.debug, options.threads, timing=True)
+            workers[(framework, kind)] = Worker(framework, kind, options.debug, options.threads, timing=True, warm=todo)
             workers[(framework, kind)].spawn()
     return workers
 
@@ -318,7 +347,7 @@ def run_timing(
             t0 = time.perf_counter()
             worker = workers.pop((framework, kind), None)
             if worker is None:
-                worker = Worker(framework, kind, options.debug, options.threads, timing=True)
+                worker = Worker(framework, kind, options.debug, options.threads, timing=True, warm=todo)
                 worker.spawn()
             try:
                 hello = worker.handshake()

@@ -16,14 +16,14 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, NoReturn
 
 from adapters import registry
 from adapters.base import MODES, PASSES, Adapter, Result, Unavailable, error_text
-from cases.spec import Case, LossSpec
+from cases.spec import Case, Inputs, LossSpec
 from harness.timing import Measurement, measure
 
 STARTUP_TIMEOUT_S = 180.0  # TensorFlow's first import on a cold 2-core machine can take ~30 s
@@ -107,12 +107,16 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 WARM_UP_CASE = Case(kind="timing", spec=LossSpec(), shape=(4, 3))
 
 
-def warm_up(adapter: Adapter, device: str) -> None:
-    """Compile and run a 4x3 loss in every mode and pass before anything is timed.
+def warm_up(adapter: Adapter, device: str, cases: Sequence[Case] = ()) -> None:
+    """Compile and run a 4x3 loss in every mode and pass before anything is timed, then make the eager
+    first call of every recipe that will be timed on `cases`.
 
     A framework's first compile also pays for one-time setup of its compiler (inductor's ISA probe
     and precompiled header, ~10 s on a fresh machine; XLA's and tf.function's first-use costs), which
-    would land in the compile time of whichever recipe happens to be timed first.
+    would land in the compile time of whichever recipe happens to be timed first. An eager first call
+    is not reported (only a compiled one is, as compile_s), but JAX's compiles each primitive for the
+    new shapes (~1 s a call here): made here, it is spent while the accuracy pass runs, not while
+    another framework waits to be timed.
     """
     case = WARM_UP_CASE
     inputs = case.inputs()
@@ -120,11 +124,24 @@ def warm_up(adapter: Adapter, device: str) -> None:
         code = api.recipes(case.spec)[1].code
         for mode in MODES:
             for pass_ in PASSES:
-                try:
-                    call, sync = adapter.timer(code, case.spec, inputs, case.dtype, device, mode, pass_)
-                    sync(call())
-                except Exception:  # the real request will meet (and record) the same error
-                    pass
+                _first_call(adapter, code, case, inputs, device, mode, pass_)
+    for case in cases:
+        inputs = case.inputs()
+        for api in adapter.apis_for(case.spec):
+            for pass_ in PASSES:
+                _first_call(adapter, api.recipes(case.spec)[1].code, case, inputs, device, "eager", pass_)
+
+
+def _first_call(
+    adapter: Adapter, code: str | None, case: Case, inputs: Inputs, device: str, mode: str, pass_: str
+) -> None:
+    if code is None:
+        return
+    try:
+        call, sync = adapter.timer(code, case.spec, inputs, case.dtype, device, mode, pass_)
+        sync(call())
+    except Exception:  # the timing request will meet (and record) the same error
+        pass
 
 
 # Where compilers keep compiled code between processes (inductor, Triton). A timing worker points them
@@ -135,14 +152,18 @@ COMPILER_CACHE_VARIABLES = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE
 
 def serve(
     conn: Connection, framework: str, device_kind: str, debug: bool, threads: int | None = None,
-    timing: bool = False, compiler_cache: str | None = None,
+    timing: bool = False, compiler_cache: str | None = None, cpus: tuple[int, ...] | None = None,
+    warm: Sequence[Case] = (),
 ) -> None:  # fmt: skip
     """Worker process main loop: hello, then one reply per Case (results) or TimingRequest
     (timings and the device's copy bandwidth) received, until None. A `timing` worker warms its
     framework's compiler up before saying hello; `compiler_cache` is a fresh directory for the
-    compilers' on-disk caches."""
+    compilers' on-disk caches; `cpus`, the CPUs the process may run on; `warm`, the cases a timing
+    worker will time (`warm_up`)."""
     # Ctrl-C reaches the whole process group; the parent decides what an interrupt means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if cpus:  # before any framework is imported: XLA reads the CPU count once, to size its pools
+        os.sched_setaffinity(0, cpus)
     if threads:  # before any framework is imported: every framework gets the same intra-op threads
         for var in THREAD_VARIABLES:
             os.environ[var] = str(threads)
@@ -161,7 +182,7 @@ def serve(
         except Exception as e:  # a framework that fails to initialise is a reason, not a crash
             reason = f"could not start: {error_text(e)}"
     if timing and reason is None and device is not None:
-        warm_up(adapter, device)
+        warm_up(adapter, device, warm)
     send(conn, Hello(adapter.version(), device, reason, threads, adapter.versions()))
     bandwidth: float | None = None
     while True:
@@ -208,10 +229,13 @@ class Worker:
     """Parent-side handle of a worker process for (framework, device kind)."""
 
     def __init__(
-        self, framework: str, device_kind: str, debug: bool = False, threads: int | None = None, timing: bool = False
-    ) -> None:
+        self, framework: str, device_kind: str, debug: bool = False, threads: int | None = None,
+        timing: bool = False, cpus: tuple[int, ...] | None = None, warm: Sequence[Case] = (),
+    ) -> None:  # fmt: skip
         self.framework, self.device_kind, self.debug, self.threads = framework, device_kind, debug, threads
+        self.cpus = cpus  # the CPUs it may run on (None: all of this process's)
         self.timing = timing  # a timing worker: warms the compiler up before its hello
+        self.warm = tuple(warm)  # the cases a timing worker will time (their eager first calls in its warm-up)
         self.compiler_cache: str | None = None  # its compilers' cache directory, removed with it
         self.process: Any = None
         self.conn: Connection | None = None
@@ -229,7 +253,10 @@ class Worker:
         self._remove_compiler_cache()  # a restarted worker starts from nothing, as the first did
         if self.timing:
             self.compiler_cache = tempfile.mkdtemp(prefix=f"ce-harness-{self.framework}-")
-        args = (child, self.framework, self.device_kind, self.debug, self.threads, self.timing, self.compiler_cache)
+        args = (
+            child, self.framework, self.device_kind, self.debug, self.threads, self.timing, self.compiler_cache,
+            self.cpus, self.warm,
+        )  # fmt: skip
         self.process = ctx.Process(target=serve, args=args, daemon=True)
         self.process.start()
         child.close()

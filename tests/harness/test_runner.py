@@ -1,12 +1,17 @@
-"""The runner's scheduling: jobs of a compile-bound framework share one queue of cases."""
+"""The runner's scheduling: jobs of a compile-bound framework share one queue of cases; concurrent
+jobs run on their own CPUs."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
+import pytest
+
 from cases.generator import default_cases
-from harness.runner import SharedCases
+from harness.runner import SharedCases, slot_cpus
+from harness.worker import Worker
 
 
 def test_jobs_on_a_shared_queue_take_every_case_once_and_finish_together() -> None:
@@ -28,3 +33,28 @@ def test_jobs_on_a_shared_queue_take_every_case_once_and_finish_together() -> No
     assert sorted(got) == sorted(c.id for c in cases), f"{len(got)} taken of {len(cases)} cases"
     # a static half-and-half split would give each 10; the faster job takes more
     assert len(taken["fast"]) > len(taken["slow"]), {k: len(v) for k, v in taken.items()}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="this platform cannot pin a process to CPUs")
+def test_job_slots_split_this_process_cpus_without_overlap() -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    assert slot_cpus(0, 1) is None, "a single job keeps every CPU"
+    for jobs in (2, 3, len(cpus) + 1):
+        shares = [slot_cpus(slot, jobs) for slot in range(jobs)]
+        assert all(s and set(s) <= set(cpus) for s in shares), f"{shares} not within {cpus} [jobs={jobs}]"
+        if jobs <= len(cpus):
+            flat = [c for s in shares for c in s]
+            assert len(flat) == len(set(flat)) == jobs * (len(cpus) // jobs), f"{shares} [jobs={jobs}]"
+        else:  # more jobs than CPUs: one CPU each, round-robin
+            assert [s[0] for s in shares] == [cpus[k % len(cpus)] for k in range(jobs)], shares
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="this platform cannot pin a process to CPUs")
+def test_a_worker_runs_on_the_cpus_it_is_given() -> None:
+    cpu = min(os.sched_getaffinity(0))
+    worker = Worker("numpy", "cpu", cpus=(cpu,))
+    worker.start()
+    try:
+        assert os.sched_getaffinity(worker.process.pid) == {cpu}, os.sched_getaffinity(worker.process.pid)
+    finally:
+        worker.stop()

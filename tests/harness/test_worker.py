@@ -1,5 +1,6 @@
 """The worker protocol: results cross the pipe intact and without a pickled copy of their arrays;
-a timing worker warms its compiler up on a 4x3 loss before anything is timed."""
+a timing worker warms its compiler up on a 4x3 loss, and makes the eager first calls of what it will time,
+before anything is timed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from adapters.base import MODES, PASSES, Result
 from adapters.numpy_adapter import NumpyAdapter
-from cases.spec import Inputs, LossSpec
+from cases.spec import Case, Inputs, LossSpec
 from harness.worker import WARM_UP_CASE, Worker, receive, send, warm_up
 
 
@@ -67,6 +68,16 @@ def test_warm_up_compiles_every_mode_and_pass_of_a_tiny_loss() -> None:
     warm_up(adapter, "cpu")
     assert WARM_UP_CASE.shape == (4, 3)
     assert adapter.calls == [((4, 3), m, p) for m in MODES for p in PASSES], adapter.calls
+
+
+def test_warm_up_makes_the_eager_first_calls_of_the_cases_to_time_and_no_compiled_one() -> None:
+    # a compiled first call is the reported compile time: it must wait for the timing request
+    adapter = Recording()
+    cases = [Case(kind="timing", spec=LossSpec(), shape=(6, 5)), Case(kind="timing", spec=LossSpec(), shape=(2, 3, 4))]
+    warm_up(adapter, "cpu", cases)
+    apis = adapter.apis_for(LossSpec())
+    expected = [(c.shape, "eager", p) for c in cases for _ in apis for p in PASSES]
+    assert adapter.calls[len(MODES) * len(PASSES) :] == expected, adapter.calls
 
 
 def test_a_timing_worker_has_its_own_compiler_cache_removed_with_it() -> None:
