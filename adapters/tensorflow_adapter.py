@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from adapters.base import Adapter, Api, Recipe, Unavailable, make_function, py
-from cases.spec import Inputs, LossSpec
+from cases.spec import Inputs, LossSpec, aligned
 
 DISTRIBUTIONS = ("tensorflow-cpu", "tensorflow", "tensorflow-macos", "tf-nightly")
 KERAS_DTYPE = "keras.backend.result_type(x.dtype, 'float32')"
@@ -435,8 +435,14 @@ class TensorflowAdapter(Adapter):
         moved = inputs.x.ndim > 2  # classes (axis 1) go last; for (N, C) that is already so
 
         def tensor(a: np.ndarray) -> Any:
-            # Values are representable in `dtype`, so the cast from float64 is exact.
-            return tf.cast(tf.constant(np.moveaxis(a, 1, -1) if moved else a, tf.float64), tdt)
+            # Values are representable in `dtype`, so every cast here is exact.
+            a = np.moveaxis(a, 1, -1) if moved else a
+            if device != "cpu":
+                return tf.cast(tf.constant(a, tf.float64), tdt)
+            # On the CPU the tensor is the (aligned) array's own memory, through DLPack: tf.constant
+            # would hold two copies of x. NumPy has no bfloat16: that goes through float32.
+            shared = aligned(a, np.float32 if tdt == tf.bfloat16 else tdt.as_numpy_dtype)
+            return tf.cast(tf.experimental.dlpack.from_dlpack(shared.__dlpack__()), tdt)
 
         with tf.device(device):
             x = tensor(inputs.x)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,8 @@ class LossSpec:
 
 @dataclass(frozen=True, eq=False)
 class Inputs:
-    """Arrays of one case, as float64 NumPy (values already representable in the case dtype).
+    """Arrays of one case, as float64 NumPy (values already representable in the case dtype); x and
+    float targets are C-ordered at 64-byte aligned addresses (`aligned`).
 
     ``x``: (N, C) or (N, C, d1..dk). ``target``: int64 (N, d1..dk) for index targets, float64 of x's
     shape for prob targets. ``weight``: float64 (C,) or None.
@@ -146,10 +148,31 @@ class Case:
 
             raw = make(self)
         return Inputs(
-            x=quantize(raw.x, self.dtype),
-            target=raw.target if self.spec.target == "index" else quantize(raw.target, self.dtype),
+            x=aligned(quantize(raw.x, self.dtype)),
+            target=raw.target if self.spec.target == "index" else aligned(quantize(raw.target, self.dtype)),
             weight=None if raw.weight is None else quantize(raw.weight, self.dtype),
         )
+
+
+ALIGN_BYTES = 64  # Eigen's largest alignment: TensorFlow's DLPack import requires it (and aborts without)
+
+
+def aligned(a: np.ndarray, dtype: np.dtype[Any] | type | None = None) -> np.ndarray:
+    """`a`, as `dtype` (default its own), C-ordered at a 64-byte aligned address: `a` itself when it
+    already is, else a copy (`dtype` must hold a's values exactly: the cast is unchecked).
+
+    A framework can then use the array's memory as it is (TensorFlow through DLPack) where its own
+    conversion would copy it: NumPy aligns large arrays to 16 bytes only.
+    """
+    dtype = np.dtype(a.dtype if dtype is None else dtype)
+    if a.dtype == dtype and a.flags.c_contiguous and a.ctypes.data % ALIGN_BYTES == 0:
+        return a
+    nbytes = a.size * dtype.itemsize
+    raw = np.empty(nbytes + ALIGN_BYTES, np.uint8)
+    start = -raw.ctypes.data % ALIGN_BYTES
+    out = raw[start : start + nbytes].view(dtype).reshape(a.shape)
+    np.copyto(out, a, casting="unsafe")
+    return out
 
 
 def quantize(a: np.ndarray, dtype: str) -> np.ndarray:

@@ -453,6 +453,26 @@ def test_class_axis_moves_for_sigmoid_inputs_with_extra_dims(reduction: str) -> 
         assert c.outcome == "ok", f"{case.id} | {r.api} | {r.recipe} | {c}\n{r.recipe_code}"
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
+def test_cpu_tensors_share_the_inputs_memory_and_recipes_leave_it_intact(dtype: str) -> None:
+    # tf.constant would hold two copies of x: on the CPU x is the aligned array itself (DLPack)
+    case = Case(kind="soft", spec=LossSpec(target="prob", weighted=True), shape=(16, 10), dtype=dtype)
+    inputs = case.inputs()
+    before = inputs.x.copy()
+    x, _, _ = ADAPTER._stage(case.spec, inputs, dtype, "cpu")
+    assert x.dtype == tf.as_dtype(dtype) and np.array_equal(x.numpy().astype(np.float64), before), x
+    if dtype == "float64":
+        probe = inputs.x[0, 0]
+        inputs.x[0, 0] = 123.0
+        assert float(x[0, 0]) == 123.0, "the float64 tensor does not share the inputs' memory"
+        inputs.x[0, 0] = probe
+    for api in ADAPTER.apis_for(case.spec):
+        for recipe in api.recipes(case.spec):
+            if recipe.code is not None:
+                ADAPTER.evaluate(ADAPTER.compile(recipe.code), case.spec, inputs, dtype, "cpu")
+                assert np.array_equal(inputs.x, before), f"{api.name} {recipe.name} wrote into the shared inputs"
+
+
 def test_snippets_call_their_api() -> None:
     # Probability inputs' matched rows compute log(x) themselves (Keras clips; see the adapter).
     specs = {c.spec for c in default_cases(dtypes=("float64",))}

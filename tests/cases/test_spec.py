@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cases.names import UsageError, choose, choose_many
-from cases.spec import Case, LossSpec, quantize
+from cases.spec import ALIGN_BYTES, Case, LossSpec, aligned, quantize
 
 
 def test_case_id_is_readable_and_stable() -> None:
@@ -56,3 +56,21 @@ def test_bfloat16_quantize_agrees_with_ml_dtypes() -> None:
     x = np.random.default_rng(1).normal(0, 100, size=10_000)
     want = x.astype(np.float32).astype(ml_dtypes.bfloat16).astype(np.float64)
     assert np.array_equal(quantize(x, "bfloat16"), want)
+
+
+def test_aligned_gives_the_same_values_at_an_aligned_address_copying_only_when_needed() -> None:
+    a = np.arange(60.0).reshape(3, 4, 5)[:, 1:]  # a view: not contiguous
+    for src, dtype in ((a, None), (a, np.float32), (np.ascontiguousarray(a), np.float16)):
+        out = aligned(src, dtype)
+        assert out.ctypes.data % ALIGN_BYTES == 0 and out.flags.c_contiguous, (out.ctypes.data, out.flags)
+        assert out.dtype == (src.dtype if dtype is None else dtype) and np.array_equal(out, src), (out, src)
+    once = aligned(a)
+    assert aligned(once) is once, "an aligned C-ordered array of the dtype is returned as it is"
+
+
+def test_case_inputs_are_aligned_for_sharing() -> None:
+    spec = LossSpec(target="prob")
+    inputs = Case(kind="soft", spec=spec, shape=(7, 33), dtype="float16").inputs()
+    for name in ("x", "target"):
+        a = getattr(inputs, name)
+        assert a.ctypes.data % ALIGN_BYTES == 0 and a.flags.c_contiguous, f"inputs.{name} at {a.ctypes.data:#x}"
