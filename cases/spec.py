@@ -176,7 +176,8 @@ def aligned(a: np.ndarray, dtype: np.dtype[Any] | type | None = None) -> np.ndar
 
 
 def quantize(a: np.ndarray, dtype: str) -> np.ndarray:
-    """Round `a` to the nearest value of `dtype` (ties to even) and return it as float64.
+    """Round `a` to the nearest value of `dtype` (ties to even) and return it as float64 (`a` itself
+    for float64; otherwise a new array, `aligned`).
 
     The reference is evaluated on these rounded values, so a framework's error is its own
     computation's, not the rounding of its inputs. bfloat16 is done by hand (round the float32 bit
@@ -187,12 +188,12 @@ def quantize(a: np.ndarray, dtype: str) -> np.ndarray:
         return a  # already float64: nothing to round (and no copy of a large case)
     if dtype in ("float32", "float16"):
         with np.errstate(over="ignore"):  # out of range rounds to inf, as the framework would
-            return a.astype(dtype).astype(np.float64)
+            return aligned(a.astype(dtype), np.float64)  # the float64 copy made anyway, made aligned
     if dtype == "bfloat16":
         f = a.astype(np.float32)
         u = f.view(np.uint32).astype(np.uint64)
         finite = np.isfinite(f)
         rounded = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
         u = np.where(finite, rounded, u & 0xFFFF0000).astype(np.uint32)
-        return u.view(np.float32).astype(np.float64)
+        return aligned(u.view(np.float32), np.float64)
     raise UsageError(f"Expected dtype in {{{', '.join(DTYPES)}}}. Received: dtype={dtype!r}")
