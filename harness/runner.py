@@ -220,6 +220,7 @@ def run_accuracy(
     a time). Keys in `skip` (from `row_key`) are not run again. Returns env.json's framework part.
     """
     ref = reference_cache()
+    n_slots = max(1, options.jobs)  # jobs that run at once, each in its own slot of CPUs
     first: list[tuple[tuple[str, str, int], Iterable[Case]]] = []
     rest: list[tuple[tuple[str, str, int], Iterable[Case]]] = []
     total = 0
@@ -237,7 +238,7 @@ def run_accuracy(
             # one starts at once (the longest job), the others join when a slot frees
             shared = SharedCases(mine)
             first.insert(0, ((fw, kind, 0), shared))
-            rest += [((fw, kind, k), shared) for k in range(1, max(1, options.jobs))]
+            rest += [((fw, kind, k), shared) for k in range(1, n_slots)]
     jobs = dict(first + rest)
     progress = Progress(total=total, quiet=options.quiet, verbose=options.verbose)
     lock = threading.Lock()
@@ -248,7 +249,6 @@ def run_accuracy(
 
     info: dict[str, Any] = {}
     stop = threading.Event()
-    n_slots = max(1, options.jobs)
     slots: queue.SimpleQueue[int] = queue.SimpleQueue()  # a running job holds one; the pool runs n_slots
     for slot in range(n_slots):
         slots.put(slot)
