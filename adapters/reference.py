@@ -32,6 +32,7 @@ Gradients are of the reduced loss; for ``none`` they are of the sum of the eleme
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,14 +47,14 @@ class Evaluation:
 
     Attributes:
       value: shape () for ``sum``/``mean``, the per-element shape for ``none``.
-      grad: shape of ``x``.
+      grad: shape of ``x``; a `GradRows` where evaluated with ``lazy=True``.
       scale: shape of ``value``; the same reduction applied to the absolute values of the terms
         that make up the loss (for logits ``|lse| + |x_c|``), so ``|error| <= tol * scale`` is the
         test a correctly rounded implementation passes even where the loss cancels to near zero.
     """
 
     value: np.ndarray
-    grad: np.ndarray
+    grad: np.ndarray | GradRows
     scale: np.ndarray
 
 
@@ -68,7 +69,10 @@ def numpy_dtype(dtype: str) -> np.dtype:
     return np.dtype(dtype)
 
 
-TERMS_BLOCK = 2**16  # elements per block of rows in softmax_from_coefficients (coefficients, loss terms)
+# Elements per block of rows wherever an array of the logits' size is worked through a block at a time
+# (coefficients, loss terms, gradient rows, comparisons): 128 KiB of float64, so that the blocks' temporaries
+# stay small beside the logits of even the smallest case that is worked in blocks.
+BLOCK_ELEMENTS = 2**14
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -78,13 +82,15 @@ def softmax(x: np.ndarray) -> np.ndarray:
         return e / e.sum(axis=1, keepdims=True)
 
 
-def evaluate(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluation:
+def evaluate(spec: LossSpec, inputs: Inputs, dtype: str = "float64", lazy: bool = False) -> Evaluation:
     """Value, gradient and error scale of the canonical loss, computed in `dtype`.
 
     Args:
       spec: the loss configuration.
       inputs: x (N, C[, d1..dk]), target (index: int (N[, d1..dk]); prob: x's shape), weight (C,) or None.
       dtype: the dtype to compute in; ``float64`` gives the reference.
+      lazy: the softmax family's gradient as a `GradRows`, remade from `inputs` a block of rows at a
+        time when read, not held (the same numbers); the sigmoid family's is an array regardless.
 
     Returns:
       An `Evaluation` (arrays of `dtype`).
@@ -92,7 +98,8 @@ def evaluate(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Evaluati
     dt = numpy_dtype(dtype)
     with np.errstate(all="ignore"):
         if spec.family == "softmax":
-            return _softmax(spec, inputs, dt)
+            a, denominator = softmax_coefficients(spec, inputs, dt)
+            return softmax_from_coefficients(spec, inputs.x, a, denominator, dt, lazy)
         return _sigmoid(spec, inputs, dt)
 
 
@@ -110,9 +117,62 @@ def _reduce(spec: LossSpec, loss, scale, grad, denominator, dt) -> Evaluation:
     d = np.asarray(denominator, dtype=dt)
     if d == 0:  # every element ignored or weighted 0: 0/0 as PyTorch; nothing depends on x
         nan = np.asarray(np.nan, dtype=dt)
+        if isinstance(grad, GradRows):
+            return Evaluation(nan, GradRows(grad.shape, grad.dtype, lambda r: np.zeros_like(grad[r])), nan)
         return Evaluation(nan, np.zeros_like(grad), nan)
-    grad /= d  # in place: every caller hands over a gradient array of its own
+    if isinstance(grad, GradRows):
+        grad = grad.divided(d)
+    else:
+        grad /= d  # in place: every caller hands over a gradient array of its own
     return Evaluation(np.asarray(total / d), grad, np.asarray(total_scale / abs(d)))
+
+
+@dataclass(frozen=True, eq=False)
+class GradRows:
+    """A gradient made a block of rows (axis 0) at a time, when those rows are read: ``g[i:j]`` is an
+    array, ``np.asarray(g)`` the whole gradient.
+
+    The reference a run judges every row against is one of these: its gradient is as large as the
+    logits, and the parent would otherwise hold it beside the row's gradient and a variant's while it
+    explains a difference (issue 7's memory target). Recomputing rows costs a pass over them.
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    rows: Callable[[slice], np.ndarray]  # rows(slice(i, j)): rows i..j-1 (j clipped), a fresh array
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        if isinstance(key, slice) and key.step in (None, 1):
+            return self.rows(slice(*key.indices(self.shape[0])[:2]))
+        return np.asarray(self)[key]
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        out = np.empty(self.shape, self.dtype)
+        step = block_rows(self.shape)
+        for i in range(0, self.shape[0], step):
+            out[i : i + step] = self.rows(slice(i, min(i + step, self.shape[0])))
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def divided(self, d: np.ndarray) -> GradRows:
+        """The gradient divided by `d` (as an array's ``grad /= d`` would be, element by element)."""
+        rows = self.rows
+        return GradRows(self.shape, self.dtype, lambda r: np.divide(g := rows(r), d, out=g))
+
+
+def block_rows(shape: tuple[int, ...]) -> int:
+    """Rows (axis 0) per block of an array of `shape`: BLOCK_ELEMENTS elements, at least one row."""
+    return max(1, BLOCK_ELEMENTS // max(1, math.prod(shape[1:])))
 
 
 Coefficients = Callable[[slice], np.ndarray]
@@ -168,41 +228,42 @@ def softmax_coefficients(
 
 
 def softmax_from_coefficients(
-    spec: LossSpec, x: np.ndarray, coefficients: Coefficients, denominator: np.ndarray, dt: np.dtype
-) -> Evaluation:
+    spec: LossSpec, x: np.ndarray, coefficients: Coefficients, denominator: np.ndarray, dt: np.dtype,
+    lazy: bool = False,
+) -> Evaluation:  # fmt: skip
     """``l_i = -sum_c a[i, c] log p[i, c]`` with its gradient, reduced as `spec` says.
 
-    One buffer of x's size (log p, then the gradient in its place); everything else is made a block of
-    rows at a time. A block's sums are those rows' sums over the whole array (the same additions in the
-    same order), so the numbers do not depend on the block size.
+    Made a block of rows at a time; the gradient is the one array of x's size (none with `lazy`: then
+    it is a `GradRows` that remakes its rows from x, log-sum-exp and the coefficients when read). A
+    block's sums are those rows' sums over the whole array (the same additions in the same order), so
+    the numbers depend neither on the block size nor on `lazy`.
     """
     x = np.asarray(x).astype(dt, copy=False)
     out_shape = x.shape[:1] + x.shape[2:]  # the class axis summed away
     loss, scale = np.empty(out_shape, dt), np.empty(out_shape, dt)
+    lse = np.empty((*x.shape[:1], 1, *x.shape[2:]), dt) if spec.input == "logits" else None
+    grad = None if lazy else np.empty_like(x)
+    step = block_rows(x.shape)
     with np.errstate(all="ignore"):
-        if spec.input == "logits":
-            m = x.max(axis=1, keepdims=True)
-            buf = np.subtract(x, m)
-            np.exp(buf, out=buf)
-            lse = m + np.log(buf.sum(axis=1, keepdims=True, dtype=dt))
-            grad = np.subtract(x, lse, out=buf)  # log p; the gradient replaces it block by block
-        else:
-            grad = np.empty_like(x)
-        rows = max(1, TERMS_BLOCK // max(1, x[:1].size))
-        for i in range(0, x.shape[0], rows):
-            r = slice(i, i + rows)
+        for i in range(0, x.shape[0], step):
+            r = slice(i, i + step)
             a = coefficients(r)
             used = a != 0
+            xr = x[r]
             if spec.input == "logits":
-                terms = np.abs(x[r])  # the rounding scale of log p = x - lse: |lse| + |x_c|
-                terms[~np.isfinite(x[r])] = 0
+                m = xr.max(axis=1, keepdims=True)
+                logp = np.subtract(xr, m)
+                np.exp(logp, out=logp)
+                lse[r] = m + np.log(logp.sum(axis=1, keepdims=True, dtype=dt))
+                logp = np.subtract(xr, lse[r], out=logp)
+                terms = np.abs(xr)  # the rounding scale of log p = x - lse: |lse| + |x_c|
+                terms[~np.isfinite(xr)] = 0
                 terms += np.abs(lse[r])
-                logp = grad[r]
             elif spec.input == "log_probs":
-                terms = np.abs(x[r])
-                logp = x[r]
+                terms = np.abs(xr)
+                logp = xr
             else:
-                logp = np.log(x[r])
+                logp = np.log(xr)
                 terms = np.abs(logp)
             terms *= np.abs(a)
             terms[~used] = 0
@@ -210,22 +271,33 @@ def softmax_from_coefficients(
             np.multiply(a, logp, out=terms)
             terms[~used] = 0  # 0 log 0 = 0
             loss[r] = -terms.sum(axis=1, dtype=dt)
-            g = grad[r]
-            if spec.input == "logits":  # p sum(a) - a, with p = exp(log p) in log p's place
-                np.exp(g, out=g)
-                g *= a.sum(axis=1, keepdims=True, dtype=dt)
-                g -= a
-            elif spec.input == "log_probs":
-                np.negative(a, out=g)
-            else:
-                np.divide(np.negative(a, out=a), x[r], out=g, where=used)
-                g[~used] = 0
-        return _reduce(spec, loss, scale, grad, denominator, dt)
+            if grad is not None:
+                grad[r] = _softmax_grad_rows(spec, xr, logp, a, dt)
+
+    def rows(r: slice) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            xr = x[r]
+            logp = np.subtract(xr, lse[r]) if spec.input == "logits" else xr
+            return _softmax_grad_rows(spec, xr, logp, coefficients(r), dt)
+
+    if grad is None:
+        grad = GradRows(x.shape, dt, rows)
+    return _reduce(spec, loss, scale, grad, denominator, dt)
 
 
-def _softmax(spec: LossSpec, inputs: Inputs, dt: np.dtype) -> Evaluation:
-    a, denominator = softmax_coefficients(spec, inputs, dt)
-    return softmax_from_coefficients(spec, inputs.x, a, denominator, dt)
+def _softmax_grad_rows(spec: LossSpec, xr: np.ndarray, logp: np.ndarray, a: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """The unreduced gradient of a block of rows; it may take the place of `logp` and `a`."""
+    if spec.input == "logits":  # p sum(a) - a, with p = exp(log p) in log p's place
+        g = np.exp(logp, out=logp)
+        g *= a.sum(axis=1, keepdims=True, dtype=dt)
+        g -= a
+        return g
+    if spec.input == "log_probs":
+        return np.negative(a, out=a)
+    g = np.zeros_like(a)
+    used = a != 0
+    np.divide(np.negative(a, out=a), xr, out=g, where=used)
+    return g
 
 
 def _sigmoid(spec: LossSpec, inputs: Inputs, dt: np.dtype) -> Evaluation:

@@ -18,6 +18,7 @@ import numpy as np
 from adapters.reference import (
     Evaluation,
     _reduce,
+    block_rows,
     evaluate,
     softmax,
     softmax_coefficients,
@@ -79,15 +80,19 @@ def class_axis_0(spec: LossSpec, inputs: Inputs, dtype: str = "float64") -> Eval
         return None
     x = inputs.x
     m = x.max(axis=0, keepdims=True)
-    logp = np.subtract(x, m)  # in place from here on: the explanation of a 32000-class case holds few copies
+    logp = np.subtract(x, m)  # one buffer of x's size: log p, then (block by block) the gradient
     lse = m + np.log(np.exp(logp, out=logp).sum(axis=0, keepdims=True))
     logp = np.subtract(x, lse, out=logp)
     lp_spec = _replace(spec, input="log_probs")
-    inner = evaluate(lp_spec, Inputs(logp, inputs.target, inputs.weight))
-    g = inner.grad  # d/d logp; chain rule through log_softmax along axis 0: g - p * sum(g)
-    p = np.exp(logp, out=logp)
-    p *= g.sum(axis=0, keepdims=True)
-    return Evaluation(inner.value, np.subtract(g, p, out=g), inner.scale)
+    inner = evaluate(lp_spec, Inputs(logp, inputs.target, inputs.weight), lazy=True)
+    g = inner.grad  # d/d logp, -a/D: made from the targets alone, so logp may be overwritten below
+    step = block_rows(x.shape)
+    total = sum(g[i : i + step].sum(axis=0, keepdims=True) for i in range(0, len(x), step))
+    for i in range(0, len(x), step):  # chain rule through log_softmax along axis 0: g - p * sum(g)
+        p = np.exp(logp[i : i + step], out=logp[i : i + step])
+        p *= total
+        np.subtract(g[i : i + step], p, out=p)
+    return Evaluation(inner.value, logp, inner.scale)
 
 
 # -- reductions and weights -------------------------------------------------------------------------

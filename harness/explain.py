@@ -72,12 +72,13 @@ def _errors(value: np.ndarray, grad: np.ndarray, against: Evaluation, dtype: str
 
 def explain(
     case: Case, value: np.ndarray, grad: np.ndarray, ref: Evaluation, registered: tuple[str, ...] = (),
-    memo: Memo | None = None,
+    memo: Memo | None = None, inputs: Inputs | None = None,
 ) -> str:  # fmt: skip
     """The name of the variant that reproduces (value, grad), or '' if none does.
 
     `memo`, one per case, keeps the variants' evaluations for the case's other rows (the same
-    variants explain several APIs' rows; evaluating them was most of the parent's work).
+    variants explain several APIs' rows; evaluating them was most of the parent's work). `inputs`
+    are the case's (made again if not given: pass those `ref` was made from, not a second copy).
 
     Semantic variants first; then rounding ("computed_in=D": only when the row is about as far from
     the exact answer as that rounding is, since a loose half-precision tolerance would otherwise
@@ -85,7 +86,7 @@ def explain(
     float32 dtype policy on float64 inputs). Anything else stays unexplained.
     """
     tol = tolerance(case.dtype, case.n_classes, case.n_elements)
-    inputs = case.inputs()
+    inputs = case.inputs() if inputs is None else inputs
     if math.prod(case.shape) > MEMO_MAX_ELEMENTS:
         memo = None  # a large case's evaluations would hold many times its logits; recompute them
     semantic: list[Variant] = []  # those that apply to the case, for the float32 pairing below

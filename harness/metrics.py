@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adapters.reference import Evaluation
+from adapters.reference import Evaluation, GradRows, block_rows
 from harness.tolerances import ulp
 
 
@@ -55,29 +55,42 @@ def _max(a: np.ndarray) -> float:
     return float(a.max()) if a.size else 0.0
 
 
-GRAD_BLOCK = 2**16  # elements per block in _grad_maxima
+@dataclass(frozen=True)
+class GradErrors:
+    abs_err: float  # max |g - gr| over the elements finite in both
+    ref_max: float  # max |gr| over the same elements
+    same_nonfinite: bool  # NaN/Inf in the same places with the same values (_same_nonfinite)
+    nonfinite: int  # non-finite elements of g
+    ref_nonfinite: int  # ... and of gr
 
 
-def _grad_maxima(grad: np.ndarray, gr: np.ndarray) -> tuple[float, float]:
-    """max |g - gr| and max |gr| over the elements finite in both, a block of rows at a time: a
-    gradient is as large as the logits, and whole-array temporaries would be several of it."""
+def _grad_maxima(grad: np.ndarray, gr: np.ndarray | GradRows) -> GradErrors:
+    """The gradient's errors, a block of rows at a time: a gradient is as large as the logits,
+    whole-array temporaries would be several of it, and a `GradRows` reference is made per block."""
     g_abs = g_max = 0.0
-    rows = max(1, GRAD_BLOCK // max(1, grad[:1].size)) if grad.ndim else 1
+    same, counts = True, [0, 0]
+    rows = block_rows(grad.shape) if grad.ndim else 1
     for i in range(0, len(grad) if grad.ndim else 1, rows):
-        a, b = (grad[i : i + rows], gr[i : i + rows]) if grad.ndim else (grad, gr)
-        f = np.isfinite(a) & np.isfinite(b)
+        a, b = (grad[i : i + rows], gr[i : i + rows]) if grad.ndim else (grad, np.asarray(gr))
+        fa, fb = np.isfinite(a), np.isfinite(b)
+        counts[0] += a.size - np.count_nonzero(fa)
+        counts[1] += b.size - np.count_nonzero(fb)
+        same = same and _same_nonfinite(a, b)
+        f = fa & fb
         if f.any():
             g_abs = max(g_abs, float(np.abs(a[f].astype(np.float64) - b[f]).max()))
             g_max = max(g_max, float(np.abs(b[f]).max()))
-    return g_abs, g_max
+    return GradErrors(g_abs, g_max, same, *counts)
 
 
 def compare(value: np.ndarray, grad: np.ndarray, ref: Evaluation, dtype: str, tol: float) -> Comparison:
     """Judge a framework's (value, grad) against the float64 reference `ref`."""
-    # the gradient stays in its dtype (a float32 copy in float64 would be twice its size): the block
-    # differences in _grad_maxima are taken in float64, which is exact for every harness dtype
+    # the gradients stay in their dtypes (a float32 copy in float64 would be twice its size; `ref` is a
+    # variant computed in float32 when explain() compares with one): the block differences in
+    # _grad_maxima are taken in float64, which is exact for every harness dtype
     value, grad = np.asarray(value, np.float64), np.asarray(grad)
-    r, gr, scale = (np.asarray(a, np.float64) for a in (ref.value, ref.grad, ref.scale))
+    r, scale = (np.asarray(a, np.float64) for a in (ref.value, ref.scale))
+    gr = ref.grad if isinstance(ref.grad, GradRows) else np.asarray(ref.grad)
     nan = float("nan")
     if value.shape != r.shape or grad.shape != gr.shape:
         why = f"shape mismatch: value {value.shape} grad {grad.shape}, reference value {r.shape} grad {gr.shape}"
@@ -90,17 +103,20 @@ def compare(value: np.ndarray, grad: np.ndarray, ref: Evaluation, dtype: str, to
         v_ulp = dv / ulp(r[fv], dtype)
         v_norm = np.where(dv == 0, 0.0, dv / scale[fv])
 
-        g_abs, g_max = _grad_maxima(grad, gr)
+        ge = _grad_maxima(grad, gr)
+        g_abs, g_max = ge.abs_err, ge.ref_max
         g_rel = 0.0 if g_abs == 0 else (g_abs / g_max if g_max else float("inf"))
         g_ulp = g_abs / float(ulp(g_max, dtype))
 
     errors = (_max(dv), _max(rel), _max(v_ulp), g_abs, g_rel, g_ulp)
-    if not (_same_nonfinite(value, r) and _same_nonfinite(grad, gr)):
-        what = [
-            f"{name} has {np.count_nonzero(~np.isfinite(a))} non-finite, reference {np.count_nonzero(~np.isfinite(b))}"
-            for name, a, b in (("value", value, r), ("grad", grad, gr))
-            if not _same_nonfinite(a, b)
-        ]
+    same_value = _same_nonfinite(value, r)
+    if not (same_value and ge.same_nonfinite):
+        what = []
+        if not same_value:
+            n, n_ref = np.count_nonzero(~np.isfinite(value)), np.count_nonzero(~np.isfinite(r))
+            what.append(f"value has {n} non-finite, reference {n_ref}")
+        if not ge.same_nonfinite:
+            what.append(f"grad has {ge.nonfinite} non-finite, reference {ge.ref_nonfinite}")
         return Comparison("nonfinite", "; ".join(what), first(value), first(r), *errors)
     ok = _max(v_norm) <= tol and g_abs <= tol * g_max
     return Comparison("ok" if ok else "mismatch", "", first(value), first(r), *errors)

@@ -8,7 +8,7 @@ from typing import Any
 from adapters.base import Adapter, Result
 from adapters.reference import Evaluation
 from cases.names import ITEMSIZE
-from cases.spec import Case
+from cases.spec import Case, Inputs
 from harness.explain import Memo, explain, registered_variants
 from harness.metrics import compare, first
 from harness.tolerances import tolerance
@@ -34,9 +34,10 @@ def case_fields(case: Case) -> dict[str, Any]:
 
 def accuracy_row(
     run_id: str, case: Case, framework: str, version: str | None, device: str, result: Result, ref: Evaluation,
-    memo: Memo | None = None,
+    memo: Memo | None = None, inputs: Inputs | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """A row for one result, judged against the reference when it carries numbers (`memo`: see explain)."""
+    """A row for one result, judged against the reference when it carries numbers (`memo`, `inputs`:
+    see explain)."""
     tol = tolerance(case.dtype, case.n_classes, case.n_elements)
     row = {
         "run_id": run_id, **case_fields(case), "framework": framework, "framework_version": version or "",
@@ -51,7 +52,7 @@ def accuracy_row(
         row["outcome"], row["error"] = cmp.outcome, cmp.error
         if cmp.outcome in ("mismatch", "nonfinite"):
             registered = registered_variants(framework, result.api)
-            row["explanation"] = explain(case, result.value, result.grad, ref, registered, memo)
+            row["explanation"] = explain(case, result.value, result.grad, ref, registered, memo, inputs)
     return row
 
 

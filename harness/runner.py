@@ -19,7 +19,7 @@ from adapters import reference, registry
 from adapters.base import Adapter
 from adapters.reference import Evaluation
 from cases.names import FRAMEWORKS
-from cases.spec import Case
+from cases.spec import Case, Inputs
 from harness.env import no_gpu_reason
 from harness.explain import Memo
 from harness.rows import ACCURACY_COLUMNS, TIMING_COLUMNS, accuracy_row, placeholder_rows, timing_row
@@ -79,17 +79,25 @@ class Progress:
             print(("\r" if self.live else "") + text + " " * 20, file=sys.stderr)
 
 
-def reference_cache(size: int = 8) -> Callable[[Case], Evaluation]:
-    """The reference of a case, computed when first needed and kept for the last `size` cases (jobs
-    walk the cases in the same order), so the parent never holds every case's gradients."""
-    lock = threading.Lock()
-    kept: dict[str, Evaluation] = {}
+CaseReference = tuple[Inputs, Evaluation]
 
-    def get(case: Case) -> Evaluation:
+
+def reference_cache(size: int = 8) -> Callable[[Case], CaseReference]:
+    """A case's inputs and reference, made when first needed and kept for the last `size` cases (jobs
+    walk the cases in the same order), so the parent never holds every case's arrays.
+
+    The reference's gradient is remade from the inputs when read (`evaluate(lazy=True)`): the parent
+    holds the logits once, not beside a gradient of their size, while it judges and explains rows.
+    """
+    lock = threading.Lock()
+    kept: dict[str, CaseReference] = {}
+
+    def get(case: Case) -> CaseReference:
         with lock:
             if case.id in kept:
                 return kept[case.id]
-        ev = reference.evaluate(case.spec, case.inputs())
+        inputs = case.inputs()
+        ev = inputs, reference.evaluate(case.spec, inputs, lazy=True)
         with lock:
             kept[case.id] = ev
             while len(kept) > size:
@@ -133,7 +141,7 @@ def slot_cpus(slot: int, jobs: int) -> tuple[int, ...] | None:
 
 
 def _run_job(
-    framework: str, kind: str, cases: Iterable[Case], ref: Callable[[Case], Evaluation], run_id: str,
+    framework: str, kind: str, cases: Iterable[Case], ref: Callable[[Case], CaseReference], run_id: str,
     options: RunOptions, sink: Sink, progress: Progress, stop: threading.Event, cpus: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """All cases of one framework on one device kind, in a worker pinned to `cpus` (if given);
@@ -150,7 +158,7 @@ def _run_job(
     reason = adapter.unavailable() or (no_gpu_reason() if kind == "gpu" else None)
     if reason is not None:
         for case in cases:
-            sink(placeholder_rows(run_id, case, adapter, version, kind, "unsupported", reason, ref(case)))
+            sink(placeholder_rows(run_id, case, adapter, version, kind, "unsupported", reason, ref(case)[1]))
             progress.step(framework)
         info[kind] = reason
         progress.line(f"{framework} {kind}: unsupported ({reason})")
@@ -180,17 +188,18 @@ def _run_job(
             if stop.is_set():
                 break
             if hello_error is not None:
-                rows = placeholder_rows(run_id, case, adapter, version, device, *hello_error, ref(case))
+                rows = placeholder_rows(run_id, case, adapter, version, device, *hello_error, ref(case)[1])
             else:
                 try:
                     # each result is judged as it arrives and its arrays dropped before the next
                     memo: Memo = {}
                     rows = []
+                    inputs, ev = ref(case)
                     for r in worker.results(case, options.case_timeout, stop):
-                        rows.append(accuracy_row(run_id, case, adapter.name, version, device, r, ref(case), memo))
+                        rows.append(accuracy_row(run_id, case, adapter.name, version, device, r, ev, memo, inputs))
                         del r
                 except WorkerDied as e:
-                    rows = placeholder_rows(run_id, case, adapter, version, device, e.outcome, str(e), ref(case))
+                    rows = placeholder_rows(run_id, case, adapter, version, device, e.outcome, str(e), ref(case)[1])
                     progress.line(f"{framework} {kind}: {case.id}: {e.outcome}: {e}")
                     try:
                         worker.start()

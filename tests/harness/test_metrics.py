@@ -56,6 +56,27 @@ def test_gradient_maxima_in_blocks_equal_the_whole_array() -> None:
     g = (gr + 1e-3 * rng.standard_normal(gr.shape)).astype(np.float32)
     g[5, 7], gr[9, 1], g[200, 3], gr[200, 3] = np.nan, np.inf, np.inf, np.inf  # skipped where either is not finite
     f = np.isfinite(g) & np.isfinite(gr)
-    want = (np.abs(g[f].astype(np.float64) - gr[f]).max(), np.abs(gr[f]).max())
-    assert g.size > metrics.GRAD_BLOCK, "the case must span several blocks"
-    assert metrics._grad_maxima(g, gr) == want, f"{metrics._grad_maxima(g, gr)} != {want} [_grad_maxima(300x700)]"
+    want = metrics.GradErrors(np.abs(g[f].astype(np.float64) - gr[f]).max(), np.abs(gr[f]).max(), False, 2, 2)
+    assert metrics.block_rows(g.shape) < len(g), "the case must span several blocks"
+    got = metrics._grad_maxima(g, gr)
+    assert got == want, f"{got} != {want} [_grad_maxima(300x700)]"
+    g[9, 1], gr[5, 7] = np.inf, np.nan  # now the same in every block
+    got = metrics._grad_maxima(g, gr)
+    assert got.same_nonfinite and got.nonfinite == got.ref_nonfinite == 3, f"{got} [_grad_maxima, same non-finite]"
+
+
+def test_a_lazy_reference_gradient_judges_as_the_array() -> None:
+    """The run's reference remakes its gradient per block (GradRows): every figure of a comparison,
+    the non-finite check included, is the one the whole array gives."""
+    from adapters.reference import GradRows, evaluate
+    from cases.spec import Case, LossSpec
+
+    case = Case("edge", LossSpec(weighted=True), (40, 900), "float64", 0)
+    inputs = case.inputs()
+    eager, lazy = evaluate(case.spec, inputs), evaluate(case.spec, inputs, lazy=True)
+    assert isinstance(lazy.grad, GradRows) and lazy.grad.shape == eager.grad.shape
+    grad = eager.grad * (1 + 1e-9)
+    grad[3, 5] = np.nan
+    for value, g in ((eager.value, eager.grad), (eager.value * 1.001, grad), (eager.value, grad.astype(np.float32))):
+        want, got = compare(value, g, eager, "float64", 1e-12), compare(value, g, lazy, "float64", 1e-12)
+        assert got == want, f"{got} != {want} [compare(..., GradRows reference)]"
