@@ -97,6 +97,24 @@ def test_a_memo_changes_no_explanation_and_is_not_kept_for_large_cases() -> None
     assert large and not any(memos[c.id] for c in large), "a 32000-class case's evaluations are not kept"
 
 
+def test_the_runs_lazy_reference_and_inputs_change_no_explanation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run explains against a reference whose gradient is remade per block (GradRows) with the
+    inputs it was made from: the same answers, and no second copy of the inputs is made."""
+    from cases.spec import Case
+
+    outputs = [(case, v, ev, ref, case.inputs()) for case, v, ev, ref in _variant_outputs()]
+    want = [explain(case, ev.value, ev.grad, ref) for case, v, ev, ref, _ in outputs]
+
+    def no_second_copy(self: Case) -> None:
+        raise AssertionError(f"explain made {self.id}'s inputs again")
+
+    monkeypatch.setattr(Case, "inputs", no_second_copy)
+    for (case, v, ev, _, inputs), name in zip(outputs, want, strict=True):
+        lazy = evaluate(case.spec, inputs, lazy=True)
+        got = explain(case, ev.value, ev.grad, lazy, inputs=inputs)
+        assert got == name, f"{got!r} != {name!r} [explain({v.name}'s output, lazy reference), {case.id}]"
+
+
 def test_strict_counts_differences_the_registry_does_not_list() -> None:
     row = {"framework": "torch", "api": "torch.nn.functional.binary_cross_entropy", "outcome": "mismatch",
            "explanation": "prob_clamp=log>=-100"}  # fmt: skip
