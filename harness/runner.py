@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import queue
 import sys
@@ -21,7 +22,7 @@ from adapters.reference import Evaluation
 from cases.names import FRAMEWORKS
 from cases.spec import Case, Inputs
 from harness.env import no_gpu_reason
-from harness.explain import Memo
+from harness.explain import MEMO_MAX_ELEMENTS, Memo
 from harness.rows import ACCURACY_COLUMNS, TIMING_COLUMNS, accuracy_row, placeholder_rows, timing_row
 from harness.timing import BUDGET_S, copy_bandwidth_gbps
 from harness.worker import Interrupted, TimingRequest, Worker, WorkerDied
@@ -86,8 +87,10 @@ def reference_cache(size: int = 8) -> Callable[[Case], CaseReference]:
     """A case's inputs and reference, made when first needed and kept for the last `size` cases (jobs
     walk the cases in the same order), so the parent never holds every case's arrays.
 
-    The reference's gradient is remade from the inputs when read (`evaluate(lazy=True)`): the parent
-    holds the logits once, not beside a gradient of their size, while it judges and explains rows.
+    A large case's reference gradient is remade from the inputs when read (`evaluate(lazy=True)`): the
+    parent holds its logits once, not beside a gradient of their size, while it judges and explains
+    rows. A small case's is kept: remaking it for each of its rows and variants costs more CPU time
+    (several seconds a run) than the memory it would save.
     """
     lock = threading.Lock()
     kept: dict[str, CaseReference] = {}
@@ -97,7 +100,7 @@ def reference_cache(size: int = 8) -> Callable[[Case], CaseReference]:
             if case.id in kept:
                 return kept[case.id]
         inputs = case.inputs()
-        ev = inputs, reference.evaluate(case.spec, inputs, lazy=True)
+        ev = inputs, reference.evaluate(case.spec, inputs, lazy=math.prod(case.shape) > MEMO_MAX_ELEMENTS)
         with lock:
             kept[case.id] = ev
             while len(kept) > size:
