@@ -22,7 +22,16 @@ Beside each worker, the framework's own floor: in a fresh process with nothing b
 the case's inputs, each of the recipes the worker runs (the code the porting guide shows) is called
 with its gradient, and the heaviest one's peak above the inputs, plus the logits themselves, is the
 least any process that makes that call needs. A worker over 4x whose slope is that floor adds nothing
-of its own: its verdict says `framework`, and names the call.
+of its own: its verdict says `framework`, and names the call. Two do that on this case:
+
+- PyTorch, 4.0x: `F.cross_entropy(x, y, weight=w).backward()` holds x, the log_softmax it saved, the
+  nll_loss gradient and log_softmax's backward output at once (`log_softmax_backward_data` needs its
+  output and the incoming gradient; the leaf is x itself).
+- TensorFlow, 5x and 6x: the registered gradient of `SoftmaxCrossEntropyWithLogits` computes the
+  labels' gradient, `grad_loss * -log_softmax(logits)`, whether or not anything asked for it
+  (`tensorflow/python/ops/nn_grad.py`, `_SoftmaxCrossEntropyWithLogitsGrad`), beside the dense
+  one-hot labels; the matched recipe's `tf.maximum(x, x.dtype.min)` adds its gradient's mask and
+  zeros (`math_grad.py`, `_MaximumMinimumGradInputOnly`). The sparse APIs stay at 3x.
 
     python benchmarks/memory.py [--frameworks numpy,torch,tensorflow,jax] [--scale 16]
 """
