@@ -133,8 +133,8 @@ class GradRows:
     array, ``np.asarray(g)`` the whole gradient.
 
     The reference a run judges every row against is one of these: its gradient is as large as the
-    logits, and the parent would otherwise hold it beside the row's gradient and a variant's while it
-    explains a difference (issue 7's memory target). Recomputing rows costs a pass over them.
+    logits, and the parent would otherwise hold it beside the inputs, the row's gradient and a
+    variant's while it explains a difference: four times the logits. Remaking rows costs a pass over them.
     """
 
     shape: tuple[int, ...]
@@ -147,7 +147,7 @@ class GradRows:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)
 
     def __len__(self) -> int:
         return self.shape[0]
