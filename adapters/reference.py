@@ -118,7 +118,9 @@ def _reduce(spec: LossSpec, loss, scale, grad, denominator, dt) -> Evaluation:
     if d == 0:  # every element ignored or weighted 0: 0/0 as PyTorch; nothing depends on x
         nan = np.asarray(np.nan, dtype=dt)
         if isinstance(grad, GradRows):
-            return Evaluation(nan, GradRows(grad.shape, grad.dtype, lambda r: np.zeros_like(grad[r])), nan)
+            shape, dtype = grad.shape, grad.dtype
+            zeros = GradRows(shape, dtype, lambda r: np.zeros((r.stop - r.start, *shape[1:]), dtype))
+            return Evaluation(nan, zeros, nan)
         return Evaluation(nan, np.zeros_like(grad), nan)
     if isinstance(grad, GradRows):
         grad = grad.divided(d)
@@ -139,7 +141,7 @@ class GradRows:
 
     shape: tuple[int, ...]
     dtype: np.dtype
-    rows: Callable[[slice], np.ndarray]  # rows(slice(i, j)): rows i..j-1 (j clipped), a fresh array
+    rows: Callable[[slice], np.ndarray]  # rows(slice(i, j)), 0 <= i <= j <= shape[0]: a fresh array
 
     @property
     def ndim(self) -> int:
