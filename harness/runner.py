@@ -100,12 +100,12 @@ def reference_cache(size: int = 8) -> Callable[[Case], CaseReference]:
             if case.id in kept:
                 return kept[case.id]
         inputs = case.inputs()
-        ev = inputs, reference.evaluate(case.spec, inputs, lazy=math.prod(case.shape) > MEMO_MAX_ELEMENTS)
+        entry = inputs, reference.evaluate(case.spec, inputs, lazy=math.prod(case.shape) > MEMO_MAX_ELEMENTS)
         with lock:
-            kept[case.id] = ev
+            kept[case.id] = entry
             while len(kept) > size:
                 kept.pop(next(iter(kept)))
-        return ev
+        return entry
 
     return get
 
