@@ -116,6 +116,23 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg[0] if msg else ''}"[:500]
 
 
+def classes_last(spec: LossSpec, inputs: Inputs) -> Inputs:
+    """`inputs` with the class axis (1) of x, and of probability targets, moved last (N, d1..dk, C)."""
+    if inputs.x.ndim <= 2:
+        return inputs  # (N, C): already last
+    target = inputs.target if spec.target == "index" else np.moveaxis(inputs.target, 1, -1)
+    return Inputs(np.moveaxis(inputs.x, 1, -1), target, inputs.weight)
+
+
+def classes_back(spec: LossSpec, value: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A classes-last result in PyTorch's layout: the gradient, and an element-wise (sigmoid) ``none`` loss."""
+    if grad.ndim <= 2:
+        return value, grad
+    if spec.family == "sigmoid" and value.ndim == grad.ndim:
+        value = np.moveaxis(value, -1, 1)
+    return value, np.moveaxis(grad, -1, 1)
+
+
 class Adapter(ABC):
     """One framework. Subclasses set `name`, `package`, `apis` and implement the three hooks."""
 
@@ -123,6 +140,11 @@ class Adapter(ABC):
     package: str  # the distribution whose presence and version the rows record
     install_hint: str = ""
     apis: tuple[Api, ...] = ()
+    # The framework's losses take classes on the LAST axis: matched recipes get x (and probability targets)
+    # moved there and their gradient moved back; native recipes get the arrays as a PyTorch user has them
+    # (the obvious port passes them as they are: for a K-dim input the API's softmax then runs over the
+    # last axis, or its shapes do not fit).
+    classes_last: bool = False
     # Accuracy work that splits well across processes (per-case compilation): the runner gives such a
     # framework one worker per --jobs slot, each with a share of the cases.
     compile_bound: bool = False
@@ -151,6 +173,12 @@ class Adapter(ABC):
     def apis_for(self, spec: LossSpec) -> tuple[Api, ...]:
         return tuple(api for api in self.apis if api.supports(spec))
 
+    def arrange(self, recipe: str, spec: LossSpec, inputs: Inputs) -> tuple[Inputs, bool]:
+        """The inputs a recipe is called with, and whether their class axis was moved (last)."""
+        if self.classes_last and recipe == "matched" and inputs.x.ndim > 2:
+            return classes_last(spec, inputs), True
+        return inputs, False
+
     # -- framework hooks -------------------------------------------------------------------------
     @abstractmethod
     def device(self, kind: str) -> str:
@@ -164,7 +192,8 @@ class Adapter(ABC):
     def evaluate(
         self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Run ``fn`` on the inputs in `dtype` on `device`; return (value, d value/dx) as float64.
+        """Run ``fn`` on the inputs (arranged as `arrange` says) in `dtype` on `device`; return
+        (value, d value/dx) as float64 in the same arrangement.
 
         For ``reduction='none'`` the gradient is that of the sum of the elements.
         """
@@ -192,19 +221,20 @@ class Adapter(ABC):
         """Every supported (api, recipe) of this framework on one case, one result at a time, so that
         a worker holds one API's arrays at once, not the whole case's.
 
-        A matched recipe whose code equals its API's native one is evaluated once and reported under
-        both names (for PyTorch, native and matched are often the same call).
+        A matched recipe whose code and arrangement (`arrange`) equal its API's native one's is evaluated
+        once and reported under both names (for PyTorch, native and matched are often the same call).
         """
         inputs = case.inputs()
         for api in self.apis_for(case.spec):
-            last: tuple[str, Result] | None = None  # (code, result): native and matched share it when equal
+            last: tuple[tuple[str, bool], Result] | None = None  # native and matched share it when equal
             for recipe in api.recipes(case.spec):
                 if recipe.code is None:
                     yield Result(api.name, recipe.name, "", "unsupported", recipe.reason)
                     continue
-                if last is None or last[0] != recipe.code:
+                how = (recipe.code, self.arrange(recipe.name, case.spec, inputs)[1])
+                if last is None or last[0] != how:
                     last = None  # the previous result's arrays go before the next are made
-                    last = (recipe.code, self._run_one(api.name, recipe, case, inputs, device, debug))
+                    last = (how, self._run_one(api.name, recipe, case, inputs, device, debug))
                 r = last[1]
                 yield Result(api.name, recipe.name, recipe.code, r.outcome, r.error, r.value, r.grad)
                 del r
@@ -212,7 +242,8 @@ class Adapter(ABC):
     def _run_one(self, api: str, recipe: Recipe, case: Case, inputs: Inputs, device: str, debug: bool) -> Result:
         try:
             fn = self.compile(recipe.code)
-            value, grad = self.evaluate(fn, case.spec, inputs, case.dtype, device)
+            arranged, moved = self.arrange(recipe.name, case.spec, inputs)
+            value, grad = self.evaluate(fn, case.spec, arranged, case.dtype, device)
         except Unavailable as e:
             return Result(api, recipe.name, recipe.code, "unsupported", str(e))
         except Exception as e:  # the framework raised: that is a finding, recorded as such
@@ -222,4 +253,6 @@ class Adapter(ABC):
                 return Result(api, recipe.name, recipe.code, "unsupported", f"out of memory: {error_text(e)}")
             return Result(api, recipe.name, recipe.code, "raised", error_text(e))
         value, grad = np.asarray(value, np.float64), np.asarray(grad, np.float64)
+        if moved:
+            value, grad = classes_back(case.spec, value, grad)
         return Result(api, recipe.name, recipe.code, None, "", value, grad)

@@ -1,9 +1,11 @@
 """JAX/optax: optax.losses softmax_cross_entropy(_with_integer_labels), safe_softmax_cross_entropy and
 sigmoid_binary_cross_entropy, evaluated as ``jax.jit(jax.value_and_grad(...))``.
 
-Layout convention: in every snippet ``x`` (and probability targets ``y``) are in optax's layout, classes
-LAST: (N, d1..dk, C). `JaxAdapter.evaluate` moves axis 1 to the end before the call and moves the
-gradient (and a sigmoid ``none`` loss) back, so no snippet passes ``axis=``. Index targets ``y`` are int32
+Layout convention (`Adapter.classes_last`): every `matched` snippet sees ``x`` (and probability targets
+``y``) in optax's layout, classes LAST: (N, d1..dk, C); the base adapter moves axis 1 to the end before
+the call and the gradient (and a sigmoid ``none`` loss) back, so no snippet passes ``axis=``. `native`
+snippets see the arrays as a PyTorch user has them, classes on axis 1: for a K-dim input the obvious port
+then takes the softmax over the last axis (or its shapes do not fit). Index targets ``y`` are int32
 (N, d1..dk); ``w`` is (C,) and broadcasts along the last axis.
 
 optax returns per-example losses and has no class weights, ignore_index or reduction of its own
@@ -198,14 +200,6 @@ APIS = (
 )
 
 
-def _to_last(a: np.ndarray) -> np.ndarray:
-    return np.moveaxis(a, 1, -1) if a.ndim > 2 else a
-
-
-def _to_axis1(a: np.ndarray) -> np.ndarray:
-    return np.moveaxis(a, -1, 1) if a.ndim > 2 else a
-
-
 class JaxAdapter(Adapter):
     """JAX with optax's losses.
 
@@ -219,6 +213,7 @@ class JaxAdapter(Adapter):
     compile_bound = True  # every (recipe, shape, dtype) is an XLA compile of ~0.3 s here
     install_hint = "pip install -e '.[jax]' -c constraints.txt"
     apis = APIS
+    classes_last = True
 
     def __init__(self) -> None:
         self._modules: tuple[Any, Any, Any] | None = None
@@ -290,7 +285,7 @@ class JaxAdapter(Adapter):
         return self._jitted[fn]
 
     def _stage(self, spec: LossSpec, inputs: Inputs, dtype: str, device: str) -> tuple[Any, Any, Any]:
-        """x, y, w on the JAX device, classes last."""
+        """x, y, w on the JAX device."""
         jax, jnp, _ = self._import()
         dt = jnp.dtype(getattr(jnp, dtype))
         platform, _, index = device.partition(":")  # what device() returned: cpu, cuda:0
@@ -303,8 +298,8 @@ class JaxAdapter(Adapter):
             # exact: inputs are representable in dtype; copy=False: no host copy when it already is dtype
             return jax.device_put(np.asarray(a).astype(adt, copy=False), dev)
 
-        x = put(_to_last(inputs.x), dt)
-        y = put(inputs.target, np.int32) if spec.target == "index" else put(_to_last(inputs.target), dt)
+        x = put(inputs.x, dt)
+        y = put(inputs.target, np.int32) if spec.target == "index" else put(inputs.target, dt)
         w = None if inputs.weight is None else put(inputs.weight, dt)
         return x, y, w
 
@@ -329,10 +324,7 @@ class JaxAdapter(Adapter):
         (_, loss), grad = self._value_and_grad(fn)(x, y, w)
         if loss.dtype != dt or grad.dtype != dt:
             raise RuntimeError(f"computed in {loss.dtype}/{grad.dtype}, not {dtype}: a promotion in the recipe")
-        value = np.asarray(loss).astype(np.float64, copy=False)
-        if spec.family == "sigmoid":
-            value = _to_axis1(value)  # element-wise `none` losses have x's layout
-        return value, _to_axis1(np.asarray(grad).astype(np.float64, copy=False))
+        return np.asarray(loss).astype(np.float64, copy=False), np.asarray(grad).astype(np.float64, copy=False)
 
     def timer(
         self, code: str, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str, pass_: str

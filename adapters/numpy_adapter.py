@@ -44,7 +44,7 @@ class NumpyAdapter(Adapter):
         self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
     ) -> tuple[np.ndarray, np.ndarray]:
         try:
-            result = fn(spec, inputs, dtype)
+            result = fn(spec, inputs, dtype, scales=False)
         except TypeError as e:  # no bfloat16 without ml_dtypes
             raise Unavailable(str(e)) from e
         return result.value.astype(np.float64, copy=False), result.grad.astype(np.float64, copy=False)

@@ -1,61 +1,145 @@
-"""The canonical cross-entropy semantics (DESIGN.md) in NumPy: values and analytic gradients.
+"""The canonical cross-entropy semantics (docs/DESIGN.md) in NumPy: values, analytic gradients, and the
+scale a correct implementation's rounding error grows with; and the same loss computed the ways frameworks
+depart from it (`Semantics`: each field's default is the canonical rule; `adapters.variants` names them).
 
-Evaluated in float64 this is the reference every framework is compared with. The same code in a
-lower dtype is what the `numpy` framework rows report (the textbook, stable formulas rounded to
-that dtype), so there is exactly one implementation of the semantics.
+Evaluated in float64 this is the reference every framework is compared with. The same code in a lower
+dtype is what the `numpy` framework rows report (the stable formulas rounded to that dtype), so there is
+exactly one implementation of the semantics.
 
-Softmax family, per element i (over N and d1..dk), ``log p = log_softmax(x)`` on axis 1 (or
-``x`` itself for log-probabilities, ``log x`` for probabilities), with coefficients ``a[i, c]``:
+Softmax family, per element i (over N and d1..dk), classes on axis 1, with coefficients ``a[i, c]``:
 
   index target y:  a[i, c] = w[c] ((1-e) [c == y_i] + e/C),  0 where y_i == ignore_index
   prob target t:   a[i, c] = w[c] ((1-e) t[i, c] + e/C)
 
   l_i = -sum_c a[i, c] log p[i, c]            (a term with a == 0 is 0, even where log p = -inf)
-  dl_i/dx[i, c] = -a[i, c] + p[i, c] sum_c' a[i, c']   (logits)
-                = -a[i, c]                              (log-probabilities)
-                = -a[i, c] / x[i, c]                    (probabilities)
+  dl_i/dx[i, c] = S_i p[i, c] - a[i, c],  S_i = sum_c a[i, c]     (logits)
+                = -a[i, c]                                         (log-probabilities: log p = x)
+                = -a[i, c] / x[i, c]                               (probabilities: log p = log x)
 
-  mean divides by D = sum_i w[y_i] over non-ignored i (index targets) or by the number of
-  elements (prob targets); D == 0 gives a NaN value and a zero gradient, as PyTorch.
+  mean divides by D = sum_i w[y_i] over non-ignored i (index targets) or by the number of elements
+  (prob targets); D == 0 gives a NaN value and a zero gradient, as PyTorch.
 
 Sigmoid family, element-wise with ``t' = (1-e) t + e/2`` and pos_weight ``w`` on axis 1:
 
   l = w t' softplus(-x) + (1-t') softplus(x)          (logits; = -w t' log s(x) - (1-t') log(1-s(x)))
-  dl/dx = s(x) (w t' + 1 - t') - w t'
+  dl/dx = s(x) (w t' + 1 - t') - w t' = (1-t') s(x) - w t' s(-x)
   l = -w t' log x - (1-t') log(1-x)                   (probabilities)
   dl/dx = -w t'/x + (1-t')/(1-x)
 
-  mean divides by the number of elements.
+  mean divides by the number of elements. Gradients are of the reduced loss; for ``none``, of the sum.
 
-Gradients are of the reduced loss; for ``none`` they are of the sum of the elements.
+Forms that do not cancel (the reference must be more accurate than what it judges):
+
+  log p[c] = (x[c] - m) - log1p(sum_{c' != j} exp(x[c'] - m)),  m = x[j] = max_c x[c]
+    (not x[c] - lse: for the largest logit both are ~m, and a confident prediction's loss ~1e-5 would
+    keep only the digits m does not use);
+  S p[c] - a[c] = S expm1(log p[c]) + r[c],  r[c] = sum_{c' != c} a[c'],  for the dominant coefficient
+    (a[c] > r[c] >= 0): exact for a one-hot target as p[c] -> 1, where S p - a is 1 - 1 (tests check
+    both against mpmath at 50 digits). Where a smoothed target and the prediction agree to many digits
+    (p[c] ~ a[c] / S, neither 0 nor 1) the gradient is a difference of two nearly equal numbers: its
+    error stays ~eps (S p + a), the bound `harness.metrics` judges with.
+
+Error scales (`Evaluation.scale`, `Evaluation.grad_scale`): what the rounding error of a correct
+implementation in the evaluation's dtype grows with, per element, reduced as the loss is:
+
+  value:    sum_c |a| (|log p| + 1) for logits (the log-sum-exp's rounding is absolute near log 1 = 0),
+            sum_c |a| |log p| otherwise;
+  gradient: |S| p (1 + |log p|) + |a| for logits (exp turns an absolute error of log p into a relative
+            one of p), |a| for log-probabilities, |a / x| for probabilities; sigmoid likewise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from cases.spec import Inputs, LossSpec
+from cases.spec import Inputs, LossSpec, quantize
+
+
+@dataclass(frozen=True)
+class Semantics:
+    """How a loss is computed, field by field; every default is the canonical (PyTorch) rule.
+
+    A variant (`adapters.variants`) sets one field; an explanation may combine several.
+
+    Attributes:
+      read: ``probs<->logits`` / ``log_probs<->logits``: x is read as the other input kind of the pair.
+      class_axis: 1; 0 (softmax over the batch, 2-D logits); -1 (the last axis read as classes, K-dim
+        probability targets).
+      labels: how labels equal to ignore_index are read: ``ignore`` (dropped); or, by an API without
+        ignore_index, as labels: ``zero`` (a zero one-hot row), ``zero_row`` (a zero row whose gradient
+        is softmax(x), as softmax_cross_entropy_with_logits gives), ``clip`` (into [0, C-1]), ``wrap``
+        (mod C), ``nan`` (a NaN loss: a gather that fills; negative labels wrap once first).
+      smoothing: ``uniform`` (e/C), ``others`` (e/(C-1) to the others, 1-e to the target), ``half``
+        (e/2), ``last_axis`` (sigmoid: e/K with K the last axis' size); ``classes`` (every class' w[c]:
+        the sum ``split`` reduces).
+      smoothing_order: ``folded`` (e/C in the coefficients) or ``split`` (PyTorch's order:
+        (1-e) NLL + e/C sum_c -w[c] log p[c], each part reduced on its own): the same in exact arithmetic,
+        not in float16, where the class sum of a 100-class confident batch overflows.
+      class_weights: ``class`` (w[c] on each class term) or ``sample`` (w[y] scales the element).
+      targets: ``as_given`` or ``normalised`` (probability targets divided by their sum).
+      probs_renormalised: probabilities divided by their sum over the classes before the log: ``""``,
+        ``before_clip`` (Keras CategoricalCrossentropy) or ``after_clip`` (SparseCategoricalCrossentropy:
+        log_softmax of the log of the clipped probabilities).
+      probs_clip: probabilities clipped to [1e-7, 1 - 1e-7] (bounds in the dtype) before the log.
+      log_clamp: logs clamped at -100, gradient (p - t) / max(p (1 - p), 1e-12) (sigmoid).
+      zero_log_zero: ``zero`` or ``nan`` (a zero coefficient times a -inf log is NaN).
+      grad: ``exact`` or ``normalised_targets`` (softmax(x) - a, right only where a sums to 1).
+      denominator: the mean's: ``canonical``, ``elements`` (N d1..dk), ``count`` (non-ignored elements).
+      empty_mean: ``nan`` or ``zero`` (a mean over nothing is 0).
+      reduction: "" or the reduction used instead of the spec's.
+      last_axis_mean: averaged over the last axis first (sigmoid).
+      constants: the dtype clip bounds and the BCE gradient floor are rounded to ("": the evaluation's),
+        so that a variant computed in float64 uses the constants a float32 framework used.
+    """
+
+    read: str = ""
+    class_axis: int = 1
+    labels: str = "ignore"
+    smoothing: str = "uniform"
+    smoothing_order: str = "folded"
+    class_weights: str = "class"
+    targets: str = "as_given"
+    probs_renormalised: str = ""
+    probs_clip: bool = False
+    log_clamp: bool = False
+    zero_log_zero: str = "zero"
+    grad: str = "exact"
+    denominator: str = "canonical"
+    empty_mean: str = "nan"
+    reduction: str = ""
+    last_axis_mean: bool = False
+    constants: str = ""
+
+
+CANONICAL = Semantics()
+CLIP_EPSILON = 1e-7  # Keras' backend.epsilon()
+BCE_LOG_FLOOR = -100.0  # torch.nn.BCELoss clamps its logs here
+BCE_GRAD_FLOOR = 1e-12  # ... and its backward divides by max(p (1 - p), this), in the input's dtype
 
 
 @dataclass(frozen=True, eq=False)
 class Evaluation:
-    """A loss value, its gradient with respect to ``x``, and the scale its rounding error grows with.
+    """A loss value, its gradient with respect to ``x``, and the scales their rounding errors grow with.
 
     Attributes:
       value: shape () for ``sum``/``mean``, the per-element shape for ``none``.
       grad: shape of ``x``; a `GradRows` where evaluated with ``lazy=True``.
-      scale: shape of ``value``; the same reduction applied to the absolute values of the terms
-        that make up the loss (for logits ``|lse| + |x_c|``), so ``|error| <= tol * scale`` is the
-        test a correctly rounded implementation passes even where the loss cancels to near zero.
+      scale: shape of ``value``; the reduced error scale of the loss terms (module docstring), so
+        ``|error| <= tol * scale`` is the test a correctly rounded implementation passes even where the
+        loss cancels to near zero.
+      grad_scale: shape of ``x`` (or a `GradRows`); the same for each gradient element. None where not
+        asked for.
     """
 
     value: np.ndarray
     grad: np.ndarray | GradRows
     scale: np.ndarray
+    grad_scale: np.ndarray | GradRows | None = None
 
 
 def numpy_dtype(dtype: str) -> np.dtype:
@@ -75,64 +159,10 @@ def numpy_dtype(dtype: str) -> np.dtype:
 BLOCK_ELEMENTS = 2**14
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
-    """softmax along the class axis (axis 1), 0 for -inf entries."""
-    with np.errstate(all="ignore"):
-        e = np.exp(x - x.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-
-
-def evaluate(spec: LossSpec, inputs: Inputs, dtype: str = "float64", lazy: bool = False) -> Evaluation:
-    """Value, gradient and error scale of the canonical loss, computed in `dtype`.
-
-    Args:
-      spec: the loss configuration.
-      inputs: x (N, C[, d1..dk]), target (index: int (N[, d1..dk]); prob: x's shape), weight (C,) or None.
-      dtype: the dtype to compute in; ``float64`` gives the reference.
-      lazy: the softmax family's gradient as a `GradRows`, remade from `inputs` a block of rows at a
-        time when read, not held (the same numbers); the sigmoid family's is an array regardless.
-
-    Returns:
-      An `Evaluation` (arrays of `dtype`).
-    """
-    dt = numpy_dtype(dtype)
-    with np.errstate(all="ignore"):
-        if spec.family == "softmax":
-            a, denominator = softmax_coefficients(spec, inputs, dt)
-            return softmax_from_coefficients(spec, inputs.x, a, denominator, dt, lazy)
-        return _sigmoid(spec, inputs, dt)
-
-
-def _class_axis(v: np.ndarray, ndim: int) -> np.ndarray:
-    """Shape a (C,) vector to broadcast along axis 1 of an ndim array."""
-    return v.reshape((1, -1) + (1,) * (ndim - 2))
-
-
-def _reduce(spec: LossSpec, loss, scale, grad, denominator, dt) -> Evaluation:
-    if spec.reduction == "none":
-        return Evaluation(loss, grad, scale)
-    total, total_scale = loss.sum(dtype=dt), scale.sum(dtype=dt)
-    if spec.reduction == "sum":
-        return Evaluation(np.asarray(total), grad, np.asarray(total_scale))
-    d = np.asarray(denominator, dtype=dt)
-    if d == 0:  # every element ignored or weighted 0: 0/0 as PyTorch; nothing depends on x
-        nan = np.asarray(np.nan, dtype=dt)
-        if isinstance(grad, GradRows):
-            shape, dtype = grad.shape, grad.dtype
-            zeros = GradRows(shape, dtype, lambda r: np.zeros((r.stop - r.start, *shape[1:]), dtype))
-            return Evaluation(nan, zeros, nan)
-        return Evaluation(nan, np.zeros_like(grad), nan)
-    if isinstance(grad, GradRows):
-        grad = grad.divided(d)
-    else:
-        grad /= d  # in place: every caller hands over a gradient array of its own
-    return Evaluation(np.asarray(total / d), grad, np.asarray(total_scale / abs(d)))
-
-
 @dataclass(frozen=True, eq=False)
 class GradRows:
-    """A gradient made a block of rows (axis 0) at a time, when those rows are read: ``g[i:j]`` is an
-    array, ``np.asarray(g)`` the whole gradient.
+    """A gradient (or its scale) made a block of rows (axis 0) at a time, when those rows are read:
+    ``g[i:j]`` is an array, ``np.asarray(g)`` the whole gradient.
 
     The reference a run judges every row against is one of these: its gradient is as large as the
     logits, and the parent would otherwise hold it beside the inputs, the row's gradient and a
@@ -177,28 +207,92 @@ def block_rows(shape: tuple[int, ...]) -> int:
     return max(1, BLOCK_ELEMENTS // max(1, math.prod(shape[1:])))
 
 
-Coefficients = Callable[[slice], np.ndarray]
-"""``a[rows]``: the coefficients of a block of rows (axis 0), made when needed (see below)."""
+def class_axis(v: np.ndarray, ndim: int) -> np.ndarray:
+    """Shape a (C,) vector to broadcast along axis 1 of an ndim array."""
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def softmax_coefficients(
-    spec: LossSpec, inputs: Inputs, dt: np.dtype, labels: np.ndarray | None = None
-) -> tuple[Coefficients, np.ndarray]:
-    """The coefficients ``a[i, c]`` of ``-log p[i, c]`` (module docstring), a block of rows at a time,
-    and the mean's denominator D.
+def evaluate(
+    spec: LossSpec, inputs: Inputs, dtype: str = "float64", lazy: bool = False,
+    semantics: Semantics = CANONICAL, scales: bool = True,
+) -> Evaluation:  # fmt: skip
+    """Value, gradient and error scales of the loss, computed in `dtype`.
 
-    A function of the rows rather than an array: ``a`` is as large as the logits, and made per block
-    it never exists whole (on a 32000-class case that is one copy of the logits fewer, in every worker
-    and in the parent). `labels` replaces the index targets (the variants read out-of-range labels
-    differently).
+    Args:
+      spec: the loss configuration.
+      inputs: x (N, C[, d1..dk]), target (index: int (N[, d1..dk]); prob: x's shape), weight (C,) or None.
+      dtype: the dtype to compute in; ``float64`` gives the reference.
+      lazy: the softmax family's gradient (and its scale) as a `GradRows`, remade from `inputs` a block
+        of rows at a time when read, not held (the same numbers); the sigmoid family's are arrays regardless.
+      semantics: the canonical rules, or the departures a variant models.
+      scales: compute the gradient's error scale (`Evaluation.grad_scale`); the loss' is always made.
+
+    Returns:
+      An `Evaluation` (arrays of `dtype`).
     """
+    dt = numpy_dtype(dtype)
+    sem = semantics
+    if sem.reduction:
+        spec = dataclasses.replace(spec, reduction=sem.reduction)
+    if sem.read:
+        spec = dataclasses.replace(spec, input=_read_as(spec.input, sem.read))
+    with np.errstate(all="ignore"):
+        if sem.class_axis != 1:
+            return _other_class_axis(spec, inputs, dtype, sem, scales)
+        if sem.smoothing_order == "split" and spec.family == "softmax" and spec.target == "index":
+            return _split_smoothing(spec, inputs, dtype, sem, scales)
+        if spec.family == "softmax":
+            return _softmax(spec, sem, inputs, dt, lazy, scales)
+        return _sigmoid(spec, sem, inputs, dt, scales)
+
+
+def _read_as(declared: str, pair: str) -> str:
+    """The input kind x is read as under ``read=pair`` (``probs<->logits``): the other one of the pair."""
+    a, b = pair.split("<->")
+    return {a: b, b: a}.get(declared, declared)
+
+
+# -- softmax family -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Targets:
+    """The coefficients of ``-log p`` a block of rows at a time, and the mean's denominator.
+
+    A function of the rows rather than an array: ``a`` is as large as the logits, and made per block it
+    never exists whole (on a 32000-class case that is one copy of the logits fewer, in every worker and
+    in the parent).
+    """
+
+    coefficients: Callable[[slice], np.ndarray]  # a[rows], a fresh array
+    denominator: np.ndarray
+    nan: np.ndarray | None = None  # elements whose loss is NaN (labels read as NaN)
+    extra: np.ndarray | None = None  # added to S = sum_c a of those elements (the weight the port multiplied)
+    unit: np.ndarray | None = None  # elements whose S is 1 (zero rows through an op assuming labels sum to 1)
+
+
+def valid_targets(target: np.ndarray, n_classes: int, ignore_index: int | None) -> np.ndarray:
+    """The elements an index target takes part in: not equal to ignore_index (the one place this rule lives)."""
+    return np.ones(target.shape, bool) if ignore_index is None else target != ignore_index
+
+
+def out_of_range(target: np.ndarray, n_classes: int, ignore_index: int | None) -> np.ndarray:
+    """Labels outside [0, C) that are not ignore_index: canonical semantics have no value for them."""
+    return valid_targets(target, n_classes, ignore_index) & ((target < 0) | (target >= n_classes))
+
+
+def softmax_targets(spec: LossSpec, inputs: Inputs, dt: np.dtype, sem: Semantics = CANONICAL) -> Targets:
+    """The coefficients ``a[i, c]`` (module docstring) under `sem`, and the mean's denominator D."""
     x = np.asarray(inputs.x)
     ndim, c = x.ndim, x.shape[1]
     w = np.ones(c, dt) if inputs.weight is None else np.asarray(inputs.weight).astype(dt)
-    wc = _class_axis(w, ndim)
+    wc = class_axis(w, ndim)
     e = dt.type(spec.label_smoothing)
+    elements = np.asarray(x.size // c, dt)
     if spec.target == "prob":
         t = np.asarray(inputs.target)
+        if sem.targets == "normalised":
+            t = t / t.sum(axis=1, keepdims=True)
 
         def prob(rows: slice) -> np.ndarray:
             a = t[rows].astype(dt)  # a fresh array, worked on in place
@@ -208,106 +302,325 @@ def softmax_coefficients(
             a *= wc
             return a
 
-        return prob, np.asarray(x.size // c, dt)
-    y = np.asarray(inputs.target if labels is None else labels)
-    valid = np.ones(y.shape, bool) if spec.ignore_index is None else y != spec.ignore_index
-    bad = valid & ((y < 0) | (y >= c))
+        return Targets(prob, elements)
+
+    y = np.asarray(inputs.target)
+    bad = out_of_range(y, c, spec.ignore_index)
     if bad.any():
         raise ValueError(
             f"Expected target in [0, {c}) or == ignore_index={spec.ignore_index}. "
             f"Received: target value {int(y[bad].flat[0])}"
         )
-    y_safe = np.where(valid, y, 0)
+    hit = ~valid_targets(y, c, spec.ignore_index)  # the labels the spec ignores
+    ignored = hit if sem.labels == "ignore" else np.zeros(y.shape, bool)
+    outside = hit & ((y < 0) | (y >= c))  # read as labels by an API without ignore_index
+    nan = extra = None
+    if sem.labels == "clip":
+        y_read = np.clip(y, 0, c - 1)
+    elif sem.labels == "wrap":
+        y_read = np.mod(y, c)
+    elif sem.labels == "nan":
+        wrapped = np.where(y < 0, y + c, y)
+        nan = hit & ((wrapped < 0) | (wrapped >= c))
+        y_read = np.clip(wrapped, 0, c - 1)
+        extra = np.where(nan, w[y_read], 0).astype(dt)  # the port's w[y] still multiplies the log-sum-exp
+        ignored = nan
+    else:
+        y_read = y
+    no_class = ignored | (outside & (sem.labels in ("zero", "zero_row")))
+    y_safe = np.where(no_class, 0, y_read)
+    unit = (outside & ~ignored) if sem.labels == "zero_row" else None
+    on, off = _smoothing_shares(sem.smoothing, e, c, dt)
+    w_y = np.where(no_class, 0, w[y_safe]).astype(dt)
 
     def index(rows: slice) -> np.ndarray:
-        a = np.full(x[rows].shape, e / dt.type(c), dt)  # the smoothing share of every class ...
-        np.put_along_axis(a, np.expand_dims(y_safe[rows], 1), (1 - e) + e / dt.type(c), axis=1)  # ... the target's
-        a *= wc
-        a *= np.expand_dims(valid[rows], 1)  # ignored elements contribute nothing
+        a = np.full(x[rows].shape, off, dt)  # the smoothing share of every class ...
+        target_share = np.where(np.expand_dims(no_class[rows], 1), off, on).astype(dt)
+        np.put_along_axis(a, np.expand_dims(y_safe[rows], 1), target_share, axis=1)  # ... the target's
+        if sem.class_weights == "sample":
+            a *= np.expand_dims(w_y[rows], 1)
+        else:
+            a *= wc
+        a *= np.expand_dims(~ignored[rows], 1)  # ignored elements contribute nothing
         return a
 
-    return index, (w[y_safe] * valid).sum(dtype=dt)
+    if sem.denominator == "elements":
+        d = elements
+    elif sem.denominator == "count":
+        d = np.asarray(np.count_nonzero(~ignored), dt)
+    else:
+        d = w_y.sum(dtype=dt)
+    return Targets(index, d, nan, extra, unit)
 
 
-def softmax_from_coefficients(
-    spec: LossSpec, x: np.ndarray, coefficients: Coefficients, denominator: np.ndarray, dt: np.dtype,
-    lazy: bool = False,
-) -> Evaluation:  # fmt: skip
-    """``l_i = -sum_c a[i, c] log p[i, c]`` with its gradient, reduced as `spec` says.
+def _smoothing_shares(rule: str, e: np.floating, c: int, dt: np.dtype) -> tuple[np.floating, np.floating]:
+    """(target's share, every other class' share) of a smoothed one-hot target."""
+    if rule == "others":
+        return dt.type(1 - e), dt.type(e / dt.type(c - 1))
+    if rule == "half":
+        return dt.type(1 - e / 2), dt.type(e / 2)
+    if rule == "classes":
+        return dt.type(1), dt.type(1)
+    return dt.type((1 - e) + e / dt.type(c)), dt.type(e / dt.type(c))
 
-    Made a block of rows at a time; the gradient is the one array of x's size (none with `lazy`: then
-    it is a `GradRows` that remakes its rows from x, log-sum-exp and the coefficients when read). A
-    block's sums are those rows' sums over the whole array (the same additions in the same order), so
+
+def _log_softmax_rows(xr: np.ndarray, dt: np.dtype, axis: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(log p, m, L)`` with ``log p = (x - m) - L``, ``L = log1p(sum over the non-maximal classes of
+    exp(x - m))``: no cancellation for the largest logit (module docstring)."""
+    m = xr.max(axis=axis, keepdims=True)
+    u = np.subtract(xr, m)
+    e = np.exp(u)
+    np.put_along_axis(e, np.argmax(xr, axis=axis, keepdims=True), 0, axis=axis)  # one maximum left out ...
+    big_l = np.log1p(e.sum(axis=axis, keepdims=True, dtype=dt))  # ... so log1p sees the others alone
+    return np.subtract(u, big_l, out=u), m, big_l
+
+
+def _probs_rows(xr: np.ndarray, sem: Semantics, dt: np.dtype) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """``(log q, the sum divided by or None, inside)`` for probabilities read as `sem` says: renormalised
+    before or after a clip to Keras' bounds; `inside` marks the elements the clip passes."""
+    q, total = xr, None
+    if sem.probs_renormalised == "before_clip":
+        total = xr.sum(axis=1, keepdims=True, dtype=dt)
+        q = xr / total
+    inside = np.ones(q.shape, bool)
+    if sem.probs_clip:
+        lo, hi = _clip_bounds(dt, sem)
+        inside = (q >= lo) & (q <= hi)  # tf.clip_by_value passes the gradient at the bounds
+        q = np.clip(q, lo, hi)
+    if sem.probs_renormalised == "after_clip":
+        total = q.sum(axis=1, keepdims=True, dtype=dt)
+        q = q / total
+    return np.log(q), total, inside
+
+
+def _clip_bounds(dt: np.dtype, sem: Semantics) -> tuple[np.floating, np.floating]:
+    """Keras' [epsilon, 1 - epsilon], rounded to the constants' dtype (1 - 1e-7 is 1 - 2^-23 in float32)."""
+    lo, hi = (dt.type(quantize(np.asarray(b), sem.constants or dt.name)) for b in (CLIP_EPSILON, 1 - CLIP_EPSILON))
+    return lo, hi
+
+
+def _softmax(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, lazy: bool, scales: bool) -> Evaluation:
+    """``l_i = -sum_c a[i, c] log p[i, c]`` with its gradient and error scales, reduced as `spec` says.
+
+    Made a block of rows at a time; the gradient (and its scale) are the arrays of x's size (none with
+    `lazy`: then `GradRows` that remake their rows from x, the log-sum-exp and the coefficients when read).
+    A block's sums are those rows' sums over the whole array (the same additions in the same order), so
     the numbers depend neither on the block size nor on `lazy`.
     """
-    x = np.asarray(x).astype(dt, copy=False)
+    x = np.asarray(inputs.x).astype(dt, copy=False)
+    tg = softmax_targets(spec, inputs, dt, sem)
     out_shape = x.shape[:1] + x.shape[2:]  # the class axis summed away
     loss, scale = np.empty(out_shape, dt), np.empty(out_shape, dt)
-    lse = np.empty((*x.shape[:1], 1, *x.shape[2:]), dt) if spec.input == "logits" else None
+    logits = spec.input == "logits"
+    # log p = (x - shift) - big_l: both kept (one value per element) to remake gradient rows when read
+    shift = np.empty((*out_shape[:1], 1, *out_shape[1:]), dt) if logits else None
+    big_l = np.empty_like(shift) if logits else None
     grad = None if lazy else np.empty_like(x)
+    gscale = None if (lazy or not scales) else np.empty_like(x)
     step = block_rows(x.shape)
-    with np.errstate(all="ignore"):
-        for i in range(0, x.shape[0], step):
-            r = slice(i, i + step)
-            a = coefficients(r)
-            used = a != 0
-            xr = x[r]
-            if spec.input == "logits":
-                m = xr.max(axis=1, keepdims=True)
-                logp = np.subtract(xr, m)
-                np.exp(logp, out=logp)
-                lse[r] = m + np.log(logp.sum(axis=1, keepdims=True, dtype=dt))
-                logp = np.subtract(xr, lse[r], out=logp)
-                terms = np.abs(xr)  # the rounding scale of log p = x - lse: |lse| + |x_c|
-                terms[~np.isfinite(xr)] = 0
-                terms += np.abs(lse[r])
-            elif spec.input == "log_probs":
-                terms = np.abs(xr)
-                logp = xr
-            else:
-                logp = np.log(xr)
-                terms = np.abs(logp)
-            terms *= np.abs(a)
-            terms[~used] = 0
-            scale[r] = terms.sum(axis=1, dtype=dt)
-            np.multiply(a, logp, out=terms)
-            terms[~used] = 0  # 0 log 0 = 0
-            loss[r] = -terms.sum(axis=1, dtype=dt)
-            if grad is not None:
-                grad[r] = _softmax_grad_rows(spec, xr, logp, a, dt)
+    for i in range(0, x.shape[0], step):
+        r = slice(i, i + step)
+        a = tg.coefficients(r)
+        xr = x[r]
+        if logits:
+            logp, shift[r], big_l[r] = _log_softmax_rows(xr, dt)
+        elif spec.input == "log_probs":
+            logp = xr
+        else:
+            logp = _probs_rows(xr, sem, dt)[0]
+        loss[r], scale[r] = _terms(a, logp, logits, sem, dt)
+        if grad is not None:
+            grad[r], gs = _grad_rows(spec, sem, xr, logp, a, _sums(tg, r), dt, gscale is not None)
+            if gscale is not None:
+                gscale[r] = gs
+    if tg.nan is not None:
+        loss[tg.nan] = np.nan
 
-    def rows(r: slice) -> np.ndarray:
+    def remake(r: slice, want_scale: bool) -> np.ndarray:
         with np.errstate(all="ignore"):
             xr = x[r]
-            logp = np.subtract(xr, lse[r]) if spec.input == "logits" else xr
-            return _softmax_grad_rows(spec, xr, logp, coefficients(r), dt)
+            if logits:
+                logp = np.subtract(xr, shift[r])
+                logp -= big_l[r]
+            else:
+                logp = xr if spec.input == "log_probs" else _probs_rows(xr, sem, dt)[0]
+            g, gs = _grad_rows(spec, sem, xr, logp, tg.coefficients(r), _sums(tg, r), dt, want_scale)
+            return gs if want_scale else g
 
     if grad is None:
-        grad = GradRows(x.shape, dt, rows)
-    return _reduce(spec, loss, scale, grad, denominator, dt)
+        grad = GradRows(x.shape, dt, lambda r: remake(r, False))
+        gscale = GradRows(x.shape, dt, lambda r: remake(r, True)) if scales else None
+    return _reduce(spec, sem, Evaluation(loss, grad, scale, gscale), tg.denominator, dt)
 
 
-def _softmax_grad_rows(spec: LossSpec, xr: np.ndarray, logp: np.ndarray, a: np.ndarray, dt: np.dtype) -> np.ndarray:
-    """The unreduced gradient of a block of rows; it may take the place of `logp` and `a`."""
-    if spec.input == "logits":  # p sum(a) - a, with p = exp(log p) in log p's place
-        g = np.exp(logp, out=logp)
-        g *= a.sum(axis=1, keepdims=True, dtype=dt)
-        g -= a
-        return g
+def _sums(tg: Targets, r: slice) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(extra, unit) of `Targets` for a block of rows: what changes S = sum_c a in the gradient."""
+    return (None if tg.extra is None else tg.extra[r]), (None if tg.unit is None else tg.unit[r])
+
+
+def _terms(
+    a: np.ndarray, logp: np.ndarray, logits: bool, sem: Semantics, dt: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """The block's per-element loss ``-sum_c a log p`` and its error scale ``sum_c |a| (|log p| [+ 1])``."""
+    unused = a == 0
+    terms = np.abs(logp)
+    if logits:
+        terms += 1
+    terms *= np.abs(a)
+    terms[unused] = 0
+    scale = terms.sum(axis=1, dtype=dt)
+    np.multiply(a, logp, out=terms)
+    if sem.zero_log_zero == "nan":
+        terms[unused & ~np.isneginf(logp)] = 0  # 0 * -inf stays NaN
+    else:
+        terms[unused] = 0  # 0 log 0 = 0
+    return -terms.sum(axis=1, dtype=dt), scale
+
+
+def _grad_rows(
+    spec: LossSpec, sem: Semantics, xr: np.ndarray, logp: np.ndarray, a: np.ndarray,
+    sums: tuple[np.ndarray | None, np.ndarray | None], dt: np.dtype, want_scale: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """The unreduced gradient of a block of rows and, if asked, its error scale (module docstring)."""
     if spec.input == "log_probs":
-        return np.negative(a, out=a)
-    g = np.zeros_like(a)
-    used = a != 0
-    np.divide(np.negative(a, out=a), xr, out=g, where=used)
+        g = np.negative(a)
+        return g, (np.abs(a) if want_scale else None)
+    if spec.input == "probs":
+        _, total, inside = _probs_rows(xr, sem, dt)
+        g = np.zeros_like(a)
+        used = (a != 0) & inside
+        np.divide(-a, xr, out=g, where=used)  # d/dx of -a log(x); x is its clipped value where inside
+        gs = np.abs(g) if want_scale else None
+        if total is not None:  # renormalised: the sum's share (module docstring of Semantics)
+            if sem.probs_renormalised == "before_clip":  # -sum_c a log(x_c / S): + sum_c a[c] inside[c] / S
+                share = np.where(used, a, 0).sum(axis=1, keepdims=True, dtype=dt) / total
+            else:  # -sum_c a log(c_c / sum c): + inside[k] sum_c a[c] / sum c
+                share = inside * (a.sum(axis=1, keepdims=True, dtype=dt) / total)
+            g += share
+            if gs is not None:
+                gs += np.abs(share)
+        return g, gs
+    # logits
+    p = np.exp(logp)
+    if sem.grad == "normalised_targets":  # softmax(x) - a: what softmax_cross_entropy_with_logits computes
+        s = dt.type(1)
+        g = p - a
+    else:
+        s = a.sum(axis=1, keepdims=True, dtype=dt)
+        extra, unit = sums
+        if extra is not None:
+            s = s + np.expand_dims(extra, 1)
+        if unit is not None:
+            s = np.where(np.expand_dims(unit, 1), dt.type(1), s)
+        g = p * s
+        g -= a
+        _dominant_without_cancellation(g, a, s, logp, dt)
+    gs = None
+    if want_scale:
+        gs = np.abs(logp)
+        gs[np.isinf(gs)] = 0  # p = 0 there: no rounding to amplify
+        gs += 1
+        gs *= p
+        gs *= np.abs(s)
+        gs += np.abs(a)
+    return g, gs
+
+
+def _dominant_without_cancellation(g: np.ndarray, a: np.ndarray, s: np.ndarray, logp: np.ndarray, dt: np.dtype) -> None:
+    """Rewrite ``g = S p - a`` of each element's dominant coefficient (a[c] > r[c] = sum of the others
+    >= 0) as ``S expm1(log p) + r``, which does not cancel as p -> 1 for a one-hot target."""
+    j = np.argmax(a, axis=1, keepdims=True)
+    a_j = np.take_along_axis(a, j, axis=1)
+    rest = a.copy()
+    np.put_along_axis(rest, j, 0, axis=1)
+    nonneg = (rest >= 0).all(axis=1, keepdims=True)
+    rest = rest.sum(axis=1, keepdims=True, dtype=dt)
+    accurate = s * np.expm1(np.take_along_axis(logp, j, axis=1)) + rest
+    dominant = (a_j > rest) & nonneg
+    np.put_along_axis(g, j, np.where(dominant, accurate, np.take_along_axis(g, j, axis=1)), axis=1)
+
+
+def _reduce(spec: LossSpec, sem: Semantics, ev: Evaluation, denominator: np.ndarray, dt: np.dtype) -> Evaluation:
+    """Reduce an unreduced evaluation as `spec` says (the mean divides by `denominator`)."""
+    if spec.reduction == "none":
+        return ev
+    total, total_scale = ev.value.sum(dtype=dt), ev.scale.sum(dtype=dt)
+    if spec.reduction == "sum":
+        return Evaluation(np.asarray(total), ev.grad, np.asarray(total_scale), ev.grad_scale)
+    d = np.asarray(denominator, dtype=dt)
+    if d == 0:  # every element ignored or weighted 0: 0/0 as PyTorch (or 0, divide_no_nan); nothing depends on x
+        value = np.asarray(0 if sem.empty_mean == "zero" else np.nan, dtype=dt)
+        zeros = _zeros_like(ev.grad)
+        return Evaluation(value, zeros, np.asarray(0 if sem.empty_mean == "zero" else np.nan, dtype=dt),
+                          None if ev.grad_scale is None else _zeros_like(ev.grad_scale))  # fmt: skip
+    return Evaluation(np.asarray(total / d), _divided(ev.grad, d), np.asarray(total_scale / abs(d)),
+                      None if ev.grad_scale is None else _divided(ev.grad_scale, abs(d)))  # fmt: skip
+
+
+def _zeros_like(g: np.ndarray | GradRows) -> np.ndarray | GradRows:
+    if isinstance(g, GradRows):
+        shape, dtype = g.shape, g.dtype
+        return GradRows(shape, dtype, lambda r: np.zeros((r.stop - r.start, *shape[1:]), dtype))
+    return np.zeros_like(g)
+
+
+def _divided(g: np.ndarray | GradRows, d: np.ndarray) -> np.ndarray | GradRows:
+    if isinstance(g, GradRows):
+        return g.divided(d)
+    g /= d  # in place: every caller hands over an array of its own
     return g
 
 
-def _sigmoid(spec: LossSpec, inputs: Inputs, dt: np.dtype) -> Evaluation:
+def _other_class_axis(spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: bool) -> Evaluation:
+    """The loss with the softmax over axis 0 (the batch) or with the last axis read as the classes."""
+    inner_sem = dataclasses.replace(sem, class_axis=1)
+    x, t = inputs.x, inputs.target
+    if sem.class_axis == -1:  # the last axis is the classes for x and probability targets alike
+        moved = Inputs(np.moveaxis(x, -1, 1), np.moveaxis(t, -1, 1), inputs.weight)
+        ev = evaluate(spec, moved, dtype, semantics=inner_sem, scales=scales)
+        back = (lambda g: None if g is None else np.moveaxis(np.asarray(g), 1, -1))  # noqa: E731
+        return Evaluation(ev.value, back(ev.grad), ev.scale, back(ev.grad_scale))
+    # axis 0: log p over the batch, then the loss of those log-probabilities and the chain rule back
+    dt = numpy_dtype(dtype)
+    logp = _log_softmax_rows(np.asarray(x).astype(dt), dt, axis=0)[0]
+    lp_spec = dataclasses.replace(spec, input="log_probs")
+    inner = evaluate(lp_spec, Inputs(logp, t, inputs.weight), dtype, semantics=inner_sem, scales=scales)
+    g = np.asarray(inner.grad)
+    p = np.exp(logp)
+    total = g.sum(axis=0, keepdims=True, dtype=dt)
+    grad = g - p * total  # d/dx of log_softmax along axis 0: g - p sum(g)
+    gscale = None
+    if inner.grad_scale is not None:
+        gscale = np.asarray(inner.grad_scale) + p * np.abs(g).sum(axis=0, keepdims=True, dtype=dt)
+    return Evaluation(inner.value, grad, inner.scale, gscale)
+
+
+def _split_smoothing(spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: bool) -> Evaluation:
+    """PyTorch's order for smoothed index targets: (1-e) NLL + (e/C) sum_c -w[c] log p[c], each reduced."""
+    dt = numpy_dtype(dtype)
+    folded = dataclasses.replace(sem, smoothing_order="folded")
+    e, c = dt.type(spec.label_smoothing), dt.type(np.asarray(inputs.x).shape[1])
+    nll = evaluate(dataclasses.replace(spec, label_smoothing=0.0), inputs, dtype, semantics=folded, scales=scales)
+    smooth = evaluate(spec, inputs, dtype, semantics=dataclasses.replace(folded, smoothing="classes"), scales=scales)
+    a, b = 1 - e, e / c
+
+    def mix(u: np.ndarray | None, v: np.ndarray | None) -> np.ndarray | None:
+        return None if u is None else (a * np.asarray(u) + b * np.asarray(v)).astype(dt)
+
+    return Evaluation(mix(nll.value, smooth.value), mix(nll.grad, smooth.grad), mix(nll.scale, smooth.scale),
+                      mix(nll.grad_scale, smooth.grad_scale))  # fmt: skip
+
+
+# -- sigmoid family -------------------------------------------------------------------------------------
+
+
+def _sigmoid(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, scales: bool) -> Evaluation:
     x = np.asarray(inputs.x).astype(dt)
     t = np.asarray(inputs.target).astype(dt)
     e = dt.type(spec.label_smoothing)
-    t = (1 - e) * t + e / dt.type(2)
-    pw = dt.type(1) if inputs.weight is None else _class_axis(np.asarray(inputs.weight).astype(dt), x.ndim)
+    k = dt.type(x.shape[-1] if sem.smoothing == "last_axis" else 2)
+    t = (1 - e) * t + e / k
+    pw = dt.type(1) if inputs.weight is None else class_axis(np.asarray(inputs.weight).astype(dt), x.ndim)
     pos, neg = pw * t, 1 - t  # coefficients of -log s(x) and -log(1 - s(x))
 
     if spec.input == "logits":
@@ -317,12 +630,42 @@ def _sigmoid(spec: LossSpec, inputs: Inputs, dt: np.dtype) -> Evaluation:
         softplus_pos = np.maximum(x, dt.type(0)) + log1p_term  # -log(1 - s(x))
         loss = pos * softplus_neg + neg * softplus_pos
         scale = (np.abs(pos) + np.abs(neg)) * (ax + log1p_term)
-        s = np.where(x >= 0, 1 / (1 + np.exp(-ax)), np.exp(-ax) / (1 + np.exp(-ax)))
-        grad = s * (pos + neg) - pos
+        e_ax = np.exp(-ax)
+        s = np.where(x >= 0, 1 / (1 + e_ax), e_ax / (1 + e_ax))  # sigmoid(x) ...
+        s_neg = np.where(x >= 0, e_ax / (1 + e_ax), 1 / (1 + e_ax))  # ... and sigmoid(-x) = 1 - sigmoid(x), exactly
+        grad = neg * s - pos * s_neg  # = s (pos + neg) - pos, without its cancellation as s -> 1 (t = 1)
+        gscale = np.abs(s * (pos + neg)) + np.abs(pos)
     else:
-        log_p, log_q = np.log(x), np.log1p(-x)
-        loss = -np.where(pos != 0, pos * log_p, dt.type(0)) - np.where(neg != 0, neg * log_q, dt.type(0))
-        scale = np.abs(loss)
-        grad = np.where(pos != 0, -pos / x, dt.type(0)) + np.where(neg != 0, neg / (1 - x), dt.type(0))
+        p, inside = x, np.ones(x.shape, bool)
+        if sem.probs_clip:
+            lo, hi = _clip_bounds(dt, sem)
+            inside = (p >= lo) & (p <= hi)
+            p = np.clip(p, lo, hi)
+        log_p, log_q = np.log(p), np.log1p(-p)
+        if sem.log_clamp:
+            log_p, log_q = np.maximum(log_p, dt.type(BCE_LOG_FLOOR)), np.maximum(log_q, dt.type(BCE_LOG_FLOOR))
+        pos_term = np.where(pos != 0, pos * log_p, dt.type(0))
+        neg_term = np.where(neg != 0, neg * log_q, dt.type(0))
+        loss = -pos_term - neg_term
+        scale = np.abs(pos_term) + np.abs(neg_term)
+        if sem.log_clamp:  # torch's BCE backward: (p - t) / max(p (1 - p), 1e-12 in the input's dtype)
+            floor = dt.type(quantize(np.asarray(BCE_GRAD_FLOOR), sem.constants or dt.name))
+            grad = (p - t) / np.maximum(p * (1 - p), floor)
+            gscale = (np.abs(p) + np.abs(t)) / np.maximum(p * (1 - p), floor)
+        else:
+            pos_grad = np.where(pos != 0, pos / p, dt.type(0))
+            neg_grad = np.where(neg != 0, neg / (1 - p), dt.type(0))
+            grad = (neg_grad - pos_grad) * inside
+            gscale = np.abs(pos_grad) + np.abs(neg_grad)
     loss = np.broadcast_to(loss, x.shape).astype(dt)
-    return _reduce(spec, loss, np.broadcast_to(scale, x.shape).astype(dt), grad.astype(dt), dt.type(x.size), dt)
+    scale = np.broadcast_to(scale, x.shape).astype(dt)
+    grad, gscale = grad.astype(dt), (gscale.astype(dt) if scales else None)
+    if sem.last_axis_mean and spec.reduction != "mean" and x.ndim > 1:  # Keras BinaryCrossentropy
+        c = dt.type(x.shape[-1])
+        if spec.reduction == "none":
+            loss, scale = loss.mean(axis=-1, dtype=dt), scale.mean(axis=-1, dtype=dt)
+        else:
+            loss, scale = loss / c, scale / c
+        grad = grad / c
+        gscale = None if gscale is None else gscale / c
+    return _reduce(spec, sem, Evaluation(loss, grad, scale, gscale), np.asarray(x.size, dt), dt)

@@ -1,10 +1,11 @@
 """TensorFlow: tf.nn.*_cross_entropy_with_logits and keras.losses.*Crossentropy.
 
-Layout convention: TensorFlow and Keras put classes on the LAST axis. `evaluate` moves axis 1 of
-``x`` (and of probability targets) to the end before calling a recipe and moves the gradient back,
-so every snippet below sees ``x`` as (N, d1..dk, C), index targets ``y`` as int64 (N, d1..dk) and
-``w`` as (C,) class weights or pos_weight (or None). Snippets assign ``loss``; for
-``reduction='none'`` the gradient taken is that of the sum of the elements.
+Layout convention (`Adapter.classes_last`): TensorFlow and Keras put classes on the LAST axis. Every
+`matched` snippet sees ``x`` as (N, d1..dk, C) (the base adapter moves axis 1 of ``x``, and of probability
+targets, to the end and the gradient back); `native` snippets see the arrays as a PyTorch user has them
+(for a K-dim input the obvious port then takes the softmax over the last axis, or its shapes do not fit).
+Index targets ``y`` are int64 (N, d1..dk) and ``w`` is (C,) class weights or pos_weight (or None).
+Snippets assign ``loss``; for ``reduction='none'`` the gradient taken is that of the sum of the elements.
 
 What differs from the canonical (PyTorch) semantics, and so shows in the `native` rows:
 
@@ -398,6 +399,7 @@ class TensorflowAdapter(Adapter):
     package = "tensorflow-cpu"
     install_hint = "pip install -e '.[tensorflow]' -c constraints.txt"
     apis = APIS
+    classes_last = True
 
     def version(self) -> str | None:
         """The installed TensorFlow distribution's version (tensorflow-cpu, tensorflow, ...)."""
@@ -429,14 +431,12 @@ class TensorflowAdapter(Adapter):
         return make_function(code, {"tf": tf, "keras": keras})
 
     def _stage(self, spec: LossSpec, inputs: Inputs, dtype: str, device: str) -> tuple[Any, Any, Any]:
-        """x, y, w as TensorFlow tensors on `device`, classes moved last."""
+        """x, y, w as TensorFlow tensors on `device`."""
         tf, _ = load_tensorflow()
         tdt = tf.as_dtype(dtype)
-        moved = inputs.x.ndim > 2  # classes (axis 1) go last; for (N, C) that is already so
 
         def tensor(a: np.ndarray) -> Any:
             # Values are representable in `dtype`, so every cast here is exact.
-            a = np.moveaxis(a, 1, -1) if moved else a
             if device != "cpu":
                 return tf.cast(tf.constant(a, tf.float64), tdt)
             # On the CPU the tensor is the (aligned) array's own memory, through DLPack: tf.constant
@@ -454,7 +454,6 @@ class TensorflowAdapter(Adapter):
         self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
     ) -> tuple[np.ndarray, np.ndarray]:
         tf, _ = load_tensorflow()
-        moved = inputs.x.ndim > 2
         x, y, w = self._stage(spec, inputs, dtype, device)
         with tf.device(device):
             with tf.GradientTape() as tape:
@@ -463,10 +462,6 @@ class TensorflowAdapter(Adapter):
             grad = tape.gradient(loss, x)  # of the sum of the elements for reduction='none'
             value = tf.cast(loss, tf.float64).numpy()
             grad = np.zeros(tuple(x.shape)) if grad is None else tf.cast(tf.convert_to_tensor(grad), tf.float64).numpy()
-        if moved:
-            grad = np.moveaxis(grad, -1, 1)
-            if spec.family == "sigmoid" and value.ndim == grad.ndim:  # element-wise: x's layout
-                value = np.moveaxis(value, -1, 1)
         return value, grad
 
     def timer(

@@ -24,6 +24,8 @@ TAGS = {
     "p01soft": "probabilities that include exactly 0 and 1 under soft targets: the exact loss is inf",
     "allignored": "every target equals ignore_index",
     "big": "logits uniform in [-1e4, 1e4]",
+    "big1e3": "logits uniform in [-1e3, 1e3]: float16 losses near 1e3, whose sum overflows float16",
+    "confident": "a trained model's logits: the target class 8 to 14 above every other (standard normal) logit",
     "masked": "a third of the classes masked with -inf logits (never the target class)",
     "unnormalised": "soft targets whose rows sum to between 0.5 and 1.5, not 1",
 }
@@ -45,6 +47,8 @@ def make(case: Case) -> Inputs:
     z = rng.normal(0.0, 2.0, size=shape)
     if tag == "big":
         z = rng.uniform(-1e4, 1e4, size=shape)
+    elif tag == "big1e3":
+        z = rng.uniform(-1e3, 1e3, size=shape)
     weight = rng.uniform(0.25, 2.0, size=c) if spec.weighted else None
 
     if spec.family == "sigmoid":
@@ -65,6 +69,11 @@ def make(case: Case) -> Inputs:
     # softmax: classes on axis 1
     spatial = (shape[0], *shape[2:])
     labels = rng.integers(0, c, size=spatial)
+    if tag == "confident":  # the target's logit 8 to 14 above the largest of the others
+        onehot = np.moveaxis(np.eye(c, dtype=bool)[labels], -1, 1)
+        others = np.where(onehot, -np.inf, z).max(axis=1, keepdims=True)
+        margin = np.expand_dims(rng.uniform(8.0, 14.0, size=spatial), 1)
+        z = np.where(onehot, others + margin, z)
     if tag == "masked":
         masked = rng.uniform(size=shape) < 1 / 3
         onehot = np.moveaxis(np.eye(c, dtype=bool)[labels], -1, 1)

@@ -41,12 +41,16 @@ def _specs() -> Iterator[tuple[str, LossSpec, tuple[int, ...], str]]:
     yield "multiclass", LossSpec(input="log_probs"), (N, C), ""
     yield "multiclass", LossSpec(input="log_probs", weighted=True, ignore_index=-100), (N, C), ""
     yield "multiclass", LossSpec(input="probs"), (N, C), ""
+    # a trained model's confident predictions, the most common real input (a loss of ~1e-5 per element)
+    yield "multiclass", LossSpec(), (256, 100), "confident"
+    yield "multiclass", LossSpec(weighted=True), (8, C, 16), "confident"
 
     # soft: probability targets.
     for r in ("mean", "sum", "none"):
         yield "soft", LossSpec(target="prob", reduction=r), (N, C), ""
     yield "soft", LossSpec(target="prob", weighted=True), (N, C), ""
     yield "soft", LossSpec(target="prob", weighted=True), (8, C, 16), ""
+    yield "soft", LossSpec(target="prob"), (8, C, 16), ""  # the unweighted K-dim port, classes left on axis 1
 
     # smoothed: label smoothing on index and probability targets, with weights and ignore_index.
     yield "smoothed", LossSpec(label_smoothing=0.1), (N, C), ""
@@ -58,6 +62,7 @@ def _specs() -> Iterator[tuple[str, LossSpec, tuple[int, ...], str]]:
     yield "smoothed", LossSpec(target="prob", label_smoothing=0.1), (N, C), ""
     yield "smoothed", LossSpec(target="prob", label_smoothing=0.1, weighted=True), (N, C), ""
     yield "smoothed", LossSpec(**sig, label_smoothing=0.1), (N, 4), "hard"
+    yield "smoothed", LossSpec(label_smoothing=0.1), (256, 100), "confident"
 
     # edge: extreme magnitudes, masked classes, tiny and huge C, unnormalised targets.
     yield "edge", LossSpec(), (N, C), "big"
@@ -67,6 +72,7 @@ def _specs() -> Iterator[tuple[str, LossSpec, tuple[int, ...], str]]:
     yield "edge", LossSpec(), (N, 2), ""
     yield "edge", LossSpec(weighted=True), (8, 32000), ""
     yield "edge", LossSpec(target="prob"), (N, C), "unnormalised"
+    yield "edge", LossSpec(), (128, 1000), "big1e3"  # float16: the mean's sum of ~1e3 losses passes 65504
 
 
 def default_cases(kinds: Iterable[str] = KINDS, dtypes: Iterable[str] = DTYPES, seed: int = 0) -> list[Case]:

@@ -1,11 +1,13 @@
-"""Name the semantic variant behind a discrepancy (adapters/variants.py), and tell known from new.
+"""Name every cause of a discrepancy (adapters/variants.py), and tell known from new.
 
-A row that is not `ok` is explained by the first variant that (a) differs from the canonical
-semantics on this case by more than the row's tolerance, so the name means something here, and
-(b) reproduces the framework's value and gradient within the variant tolerance: the row's, but at
-least 1e-6 relative, since a variant models a semantic choice, not the framework's rounding (BCELoss's
-clamped gradient divides by p(1-p), which cancels near p=1). An empty explanation is a
-genuine numerical or unexplained difference; the summary lists those first.
+A row that is not `ok` is explained by the first variant, or combination of variants, that (a) differs
+from the canonical semantics on this case by more than the row's tolerance, so the name means something
+here, and (b) reproduces the framework's value and gradient within the variant tolerance: the row's, but
+at least 1e-6 relative, since a variant models a semantic choice, not the framework's rounding (BCELoss's
+clamped gradient divides by p(1-p), which cancels near p=1). Single variants first, then pairs, then
+triples of variants that each differ on their own (registered ones first); then rounding
+(``computed_in=D``), alone or after such a combination. An empty explanation is a genuine numerical or
+unexplained difference; the summary lists those first.
 """
 
 from __future__ import annotations
@@ -13,83 +15,90 @@ from __future__ import annotations
 import csv
 import fnmatch
 import functools
+import itertools
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from adapters.reference import Evaluation, evaluate
-from adapters.variants import BY_NAME, VARIANTS, Variant
+from adapters.variants import BY_NAME, ROUNDING, SEMANTIC, VARIANTS, Variant, evaluate_variants
 from cases.spec import Case, Inputs
 from harness.metrics import compare
 from harness.tolerances import EPS, tolerance
 
 VARIANT_MIN_TOL = 1e-6
-SEMANTIC = tuple(v for v in VARIANTS if v.dtype is None)
-ROUNDING = tuple(v for v in VARIANTS if v.dtype is not None)  # "computed_in=D"
 MEMO_MAX_ELEMENTS = 2**16  # x.size up to which a case's variant evaluations are kept for its other rows
+MAX_PARTS = 3  # variants an explanation may combine
+MAX_COMBINATIONS = {True: 256, False: 32}  # combinations tried per row: small cases, large ones
 REGISTRY = Path(__file__).resolve().parent.parent / "adapters" / "known_differences.csv"
+ORDER = {v.name: k for k, v in enumerate(VARIANTS)}
+
+Combo = tuple[Variant, ...]
+# The orders in which frameworks compute a smoothed loss: the same in exact arithmetic, so both are
+# `computed_in=D` (PyTorch's split order overflows float16 where the folded one does not).
+_ORDERS: tuple[Combo, ...] = ((), (Variant("smoothing_order=split", "", "", lambda s, i: True,
+                                           {"smoothing_order": "split"}),))  # fmt: skip
+Memo = dict[tuple[tuple[str, ...], str, str], Evaluation | None]
 
 
-Memo = dict[tuple[str, str], Evaluation | None]
+def combo_name(combo: Sequence[Variant]) -> str:
+    """``a+b`` in the table's order (one name for a combination, whichever order it was found in)."""
+    return "+".join(sorted((v.name for v in combo), key=ORDER.__getitem__))
 
 
-def _variant(v: Variant, case: Case, inputs: Inputs, dtype: str, memo: Memo | None) -> Evaluation | None:
-    """The variant's evaluation of the case as `dtype` sees it; kept in `memo` (one case's) if given."""
-    if memo is None:
-        return v.fn(case.spec, inputs, dtype)
-    if (v.name, dtype) not in memo:
-        memo[(v.name, dtype)] = v.fn(case.spec, inputs, dtype)
-    return memo[(v.name, dtype)]
+def _evaluation(
+    combo: Combo, case: Case, inputs: Inputs, memo: Memo | None, dtype: str = "float64", constants: str = ""
+) -> Evaluation | None:
+    """The combination's loss computed in `dtype` with constants (clip bounds) rounded to `constants`
+    (default: the case's dtype); kept in `memo` (one case's) if given."""
+    constants = constants or case.dtype
+    key = (tuple(v.name for v in combo), dtype, constants)
+    if memo is not None and key in memo:
+        return memo[key]
+    ev = evaluate_variants(combo, case.spec, inputs, dtype, constants=constants)
+    if memo is not None:
+        memo[key] = ev
+    return ev
 
 
-def _candidates(
-    case: Case, registered: tuple[str, ...] = (), inputs: Inputs | None = None, memo: Memo | None = None,
-    variants: tuple[Variant, ...] = VARIANTS,
-) -> Iterator[tuple[Variant, Evaluation]]:  # fmt: skip
-    """Those of `variants` that apply to the case with their evaluations, those in `registered` first
-    (a documented behaviour of the framework wins where two variants produce the same numbers).
-
-    Evaluated one at a time as the caller asks: on a 32000-class case each is as large as the logits.
-    """
-    inputs = case.inputs() if inputs is None else inputs
-    for v in sorted(variants, key=lambda v: v.name not in registered):
-        if v.dtype is not None and EPS[v.dtype] < EPS[case.dtype]:
-            continue  # computing in more precision than the input is not a way to lose accuracy
-        ev = _variant(v, case, inputs, case.dtype, memo)
-        if ev is not None:
-            yield v, ev
-        del ev  # before the next one is computed: on a large case one evaluation at a time
-
-
-def _errors(value: np.ndarray, grad: np.ndarray, against: Evaluation, dtype: str) -> tuple[float, float]:
-    c = compare(value, grad, against, dtype, 0.0)
-    return c.value_rel_err, c.grad_rel_err
+def _combinations(
+    applicable: Sequence[Variant], distinct: Sequence[Variant], registered: tuple[str, ...], limit: int
+) -> Iterator[Combo]:
+    """Pairs, then triples, of the `applicable` variants that do not conflict: first those whose parts each
+    differ on their own (`distinct`), then those with fewer unregistered parts. A part that changes
+    nothing alone can matter in company (a NaN label's gradient shows only once the mean divides by N)."""
+    n = 0
+    for size in range(2, MAX_PARTS + 1):
+        combos = [c for c in itertools.combinations(applicable, size) if not any(
+            a.conflicts(b) for a, b in itertools.combinations(c, 2))]  # fmt: skip
+        for combo in sorted(combos, key=lambda c: (sum(v not in distinct for v in c),
+                                                   sum(v.name not in registered for v in c))):  # fmt: skip
+            if n >= limit:
+                return
+            n += 1
+            yield combo
 
 
 def explain(
     case: Case, value: np.ndarray, grad: np.ndarray, ref: Evaluation, registered: tuple[str, ...] = (),
     memo: Memo | None = None, inputs: Inputs | None = None,
 ) -> str:  # fmt: skip
-    """The name of the variant that reproduces (value, grad), or '' if none does.
+    """The variants that reproduce (value, grad), ``+``-joined, or '' if none do.
 
     `memo`, one per case, keeps the variants' evaluations for the case's other rows (the same
-    variants explain several APIs' rows; evaluating them was most of the parent's work). `inputs`
-    are the case's (made again if not given: pass those `ref` was made from, not a second copy).
-
-    Semantic variants first; then rounding ("computed_in=D": only when the row is about as far from
-    the exact answer as that rounding is, since a loose half-precision tolerance would otherwise
-    absorb anything); then a semantic variant computed in float32 ("V+computed_in=float32", Keras'
-    float32 dtype policy on float64 inputs). Anything else stays unexplained.
+    variants explain several APIs' rows). `inputs` are the case's (made again if not given: pass those
+    `ref` was made from, not a second copy).
     """
     tol = tolerance(case.dtype, case.n_classes, case.n_elements)
     inputs = case.inputs() if inputs is None else inputs
-    if math.prod(case.shape) > MEMO_MAX_ELEMENTS:
+    small = math.prod(case.shape) <= MEMO_MAX_ELEMENTS
+    if not small:
         memo = None  # a large case's evaluations would hold many times its logits; recompute them
-    semantic: list[Variant] = []  # those that apply to the case, for the float32 pairing below
+    vtol = max(tol, VARIANT_MIN_TOL)
 
     def distinct(ev: Evaluation, t: float) -> bool:
         return compare(ev.value, ev.grad, ref, case.dtype, t).outcome != "ok"
@@ -99,41 +108,73 @@ def explain(
             return False
         return compare(value, grad, target, case.dtype, t).outcome == "ok"
 
-    for v, ev in _candidates(case, registered, inputs, memo, SEMANTIC):
-        semantic.append(v)
-        if reproduces(ev, max(tol, VARIANT_MIN_TOL)):
-            return v.name
-        del ev  # one evaluation alive at a time (the next is being computed while `ev` is bound)
-        # a float32 compute policy (Keras) on half-precision inputs sets the variant's constants
-        if case.dtype in ("float16", "bfloat16") and reproduces(_variant(v, case, inputs, "float32", memo), tol):
-            return v.name
-    for r in sorted(ROUNDING, key=lambda v: (EPS[v.dtype], v.name not in registered)):
-        if EPS[r.dtype] < EPS[case.dtype] or (rev := _variant(r, case, inputs, case.dtype, memo)) is None:
+    def semantic(combo: Combo) -> bool:
+        """The combination (as the case's dtype, or as a float32 policy sees half-precision inputs) reproduces."""
+        if reproduces(_evaluation(combo, case, inputs, memo), vtol):
+            return True
+        half = case.dtype in ("float16", "bfloat16")
+        return half and reproduces(_evaluation(combo, case, inputs, memo, "float32", "float32"), tol)
+
+    order = sorted(SEMANTIC, key=lambda v: (not v.first, v.name not in registered))
+    applicable = [v for v in order if v.applies(case.spec, inputs)]
+    singles: list[Variant] = []  # those that differ on their own
+    for v in applicable:
+        ev = _evaluation((v,), case, inputs, memo)
+        if ev is None or not distinct(ev, tol):
             continue
+        singles.append(v)
+        del ev  # one evaluation alive at a time (on a large case each is as large as the logits)
+        if semantic((v,)):
+            return v.name
+    tried: list[Combo] = [(v,) for v in singles]
+    for combo in _combinations(applicable, singles, registered, MAX_COMBINATIONS[small]):
+        ev = _evaluation(combo, case, inputs, memo)
+        if ev is None or not distinct(ev, tol):
+            continue
+        tried.append(combo)
+        del ev
+        if semantic(combo):
+            return combo_name(combo)
+    return _rounding(case, value, grad, ref, registered, memo, inputs, tried)
+
+
+def _rounding(
+    case: Case, value: np.ndarray, grad: np.ndarray, ref: Evaluation, registered: tuple[str, ...],
+    memo: Memo | None, inputs: Inputs, semantic: Sequence[Combo],
+) -> str:  # fmt: skip
+    """``computed_in=D``: the row is within D's tolerance of the canonical loss computed in D (inputs
+    rounded to D, so an ill-conditioned loss carries the same amplified input rounding), and not much
+    closer to the exact answer than that computation is (then a finer precision explains it); finer
+    dtypes first. A non-finite row matches D's overflow (or NaN) the same way. Or a semantic combination
+    computed in float32 (``V+computed_in=float32``: Keras' float32 dtype policy on float64 inputs)."""
+    tol = tolerance(case.dtype, case.n_classes, case.n_elements)
+
+    def scaled_err(v: np.ndarray, g: np.ndarray) -> float | None:
+        c = compare(v, g, ref, case.dtype, 0.0)
+        return None if c.outcome == "nonfinite" else float(np.nanmax([c.value_scaled_err, c.grad_scaled_err]))
+
+    def rounded_to(target: Evaluation | None, dtype: str, rtol: float) -> bool:
+        if target is None or compare(target.value, target.grad, ref, case.dtype, tol).outcome == "ok":
+            return False  # the rounding must be visible here for its name to mean something
+        return compare(value, grad, target, dtype, rtol).outcome == "ok"  # dtype: D's underflow floor
+
+    own = scaled_err(value, grad)
+    for r in sorted(ROUNDING, key=lambda v: (EPS[v.dtype], v.name not in registered)):
+        if EPS[r.dtype] < EPS[case.dtype]:
+            continue  # computing in more precision than the input is not a way to lose accuracy
         rtol = tolerance(r.dtype, case.n_classes, case.n_elements)
-        budget = _errors(rev.value, rev.grad, ref, case.dtype)
-
-        # the row must be about as far from the exact answer as this rounding is: not much further
-        # (then it is something else), not much closer (then a finer precision explains it)
-        def near(target: Evaluation, budget=budget, rtol=rtol) -> bool:
-            if compare(value, grad, target, case.dtype, rtol).outcome != "ok":
-                return False
-            if compare(target.value, target.grad, ref, case.dtype, tol).outcome == "nonfinite":
-                return True  # the rounding's signature is the overflow (or NaN) itself, and the row has it
-            err = [e for e in _errors(value, grad, ref, case.dtype) if not math.isnan(e)]
-            b = [e for e in budget if not math.isnan(e)]
-            return not err or not b or max(b) / 16 <= max(err) <= 4 * max(b) + tol
-
-        if distinct(rev, tol) and near(rev):
-            return r.name
-        del rev
+        for order in _ORDERS if (case.spec.label_smoothing and case.spec.target == "index") else _ORDERS[:1]:
+            rev = _evaluation(order, case, inputs, memo, r.dtype, r.dtype)
+            if rounded_to(rev, r.dtype, rtol):
+                budget = scaled_err(rev.value, rev.grad)
+                if own is None or budget is None or own >= budget / 16:
+                    return r.name
+            del rev
         if r.dtype != "float32":
             continue  # the one documented pairing: a float32 policy on float64 inputs (Keras)
-        for v in semantic:
-            ev = _variant(v, case, inputs, r.dtype, memo)  # the variant as that precision sees it (clip bounds)
-            if ev is not None and distinct(ev, rtol) and near(ev):
-                return f"{v.name}+{r.name}"
-            del ev
+        for combo in semantic:
+            if rounded_to(_evaluation(combo, case, inputs, memo, r.dtype, r.dtype), r.dtype, rtol):
+                return f"{combo_name(combo)}+{r.name}"
     return ""
 
 
@@ -165,10 +206,14 @@ class ClaimVerdict:
 
 def explain_claim(case: Case, claimed: float, tol: float) -> ClaimVerdict:
     """Which semantics produce a number a user saw elsewhere (`check --claimed`)."""
-    exact = float(np.asarray(evaluate(case.spec, case.inputs()).value).ravel()[0])
+    inputs = case.inputs()
+    exact = float(np.asarray(evaluate(case.spec, inputs).value).ravel()[0])
     agrees = math.isclose(exact, claimed, abs_tol=tol + 1e-9 * abs(claimed))
     hits = []
-    for v, ev in _candidates(case):
+    for v in VARIANTS:
+        ev = evaluate_variants((v,), case.spec, inputs, v.dtype or "float64")
+        if ev is None:
+            continue
         got = float(np.asarray(ev.value).ravel()[0])
         if math.isfinite(got) and abs(got - claimed) <= tol + 1e-9 * abs(claimed) and abs(got - exact) > tol:
             hits.append(v.name)

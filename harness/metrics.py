@@ -4,13 +4,16 @@ Definitions (errors are maxima over elements; NaN/Inf positions are compared sep
 
 - value_abs_err = max |v - r|;  value_rel_err = max |v - r| / |r|;
   value_ulp_err = max |v - r| / ulp_dtype(r), the classic ULP distance.
-- grad_abs_err = max |g - gr|;  grad_rel_err = max |g - gr| / max |gr| (norm-wise, because a
-  gradient element near zero has no meaningful relative error);
-  grad_ulp_err = max |g - gr| / ulp_dtype(max |gr|).
-- outcome: `nonfinite` if NaN/Inf appear in different places (or differ: NaN vs Inf, +Inf vs
-  -Inf); else `ok` when every finite |v - r| <= tol * scale (the reference's error scale, the
-  reduced |terms|, which is >= |r| and stays meaningful where the loss cancels to ~0) and
-  max |g - gr| <= tol * max |gr|; else `mismatch`.
+- grad_abs_err = max |g - gr|;  grad_rel_err = max |g - gr| / max |gr| (norm-wise: a gradient element
+  near zero has no meaningful relative error of its own);  grad_ulp_err = max |g - gr| / ulp_dtype(max |gr|).
+- value_scaled_err = max |v - r| / scale and grad_scaled_err = max |g - gr| / grad_scale, element by
+  element, where the scales are the reference's (`Evaluation.scale`, `Evaluation.grad_scale`): the size of
+  the terms the element is made of, which is what a correct implementation's rounding error grows with.
+  A confident prediction's loss (~1e-5) is a log near 1 and its gradient p - 1 a difference of terms of
+  size 1: their rounding is judged against those terms, not against the small result. A scale is at
+  least `tolerances.scale_floor(dtype)`: below the dtype's normal range nothing keeps relative precision.
+- outcome: `nonfinite` if NaN/Inf appear in different places (or differ: NaN vs Inf, +Inf vs -Inf); else
+  `ok` when value_scaled_err <= tol and grad_scaled_err <= tol (`harness.tolerances`); else `mismatch`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adapters.reference import Evaluation, GradRows, block_rows
-from harness.tolerances import ulp
+from harness.tolerances import scale_floor, ulp
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,14 @@ class Comparison:
     grad_abs_err: float
     grad_rel_err: float
     grad_ulp_err: float
+    value_scaled_err: float
+    grad_scaled_err: float
+
+
+ERRORS = (
+    "value_abs_err", "value_rel_err", "value_ulp_err", "grad_abs_err", "grad_rel_err", "grad_ulp_err",
+    "value_scaled_err", "grad_scaled_err",
+)  # fmt: skip
 
 
 def first(a: np.ndarray) -> float:
@@ -55,6 +66,12 @@ def _max(a: np.ndarray) -> float:
     return float(a.max()) if a.size else 0.0
 
 
+def scaled(diff: np.ndarray, scale: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """``diff / max(|scale|, floor)`` element by element (`tolerances.scale_floor`), 0 where diff is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(diff == 0, 0.0, diff / np.maximum(np.abs(scale), floor))
+
+
 @dataclass(frozen=True)
 class GradErrors:
     abs_err: float  # max |g - gr| over the elements finite in both
@@ -62,53 +79,71 @@ class GradErrors:
     same_nonfinite: bool  # NaN/Inf in the same places with the same values (_same_nonfinite)
     nonfinite: int  # non-finite elements of g
     ref_nonfinite: int  # ... and of gr
+    scaled_err: float = 0.0  # max |g - gr| / grad_scale over the same elements
 
 
-def _grad_maxima(grad: np.ndarray, gr: np.ndarray | GradRows) -> GradErrors:
+Grad = np.ndarray | GradRows
+
+
+def _grad_maxima(grad: np.ndarray, gr: Grad, gs: Grad | None = None, floor: float = 0.0) -> GradErrors:
     """The gradient's errors, a block of rows at a time: a gradient is as large as the logits,
-    whole-array temporaries would be several of it, and a `GradRows` reference is made per block."""
-    g_abs = g_max = 0.0
+    whole-array temporaries would be several of it, and a `GradRows` reference is made per block.
+    Without a scale `gs`, the scaled error is taken against max |gr| (norm-wise)."""
+    g_abs = g_max = g_scaled = 0.0
     same, counts = True, [0, 0]
     rows = block_rows(grad.shape) if grad.ndim else 1
     for i in range(0, len(grad) if grad.ndim else 1, rows):
-        a, b = (grad[i : i + rows], gr[i : i + rows]) if grad.ndim else (grad, np.asarray(gr))
+        if grad.ndim:
+            a, b = grad[i : i + rows], gr[i : i + rows]
+            s = None if gs is None else gs[i : i + rows]
+        else:
+            a, b, s = grad, np.asarray(gr), (None if gs is None else np.asarray(gs))
         fa, fb = np.isfinite(a), np.isfinite(b)
         counts[0] += a.size - np.count_nonzero(fa)
         counts[1] += b.size - np.count_nonzero(fb)
         same = same and _same_nonfinite(a, b)
         f = fa & fb
         if f.any():
-            g_abs = max(g_abs, float(np.abs(a[f].astype(np.float64) - b[f]).max()))
+            d = np.abs(a[f].astype(np.float64) - b[f])
+            g_abs = max(g_abs, float(d.max()))
             g_max = max(g_max, float(np.abs(b[f]).max()))
-    return GradErrors(g_abs, g_max, same, *counts)
+            if s is not None:
+                g_scaled = max(g_scaled, float(scaled(d, np.asarray(s, np.float64)[f], floor).max()))
+    if gs is None:
+        g_scaled = 0.0 if g_abs == 0 else (g_abs / g_max if g_max else float("inf"))
+    return GradErrors(g_abs, g_max, same, *counts, g_scaled)
 
 
 def compare(value: np.ndarray, grad: np.ndarray, ref: Evaluation, dtype: str, tol: float) -> Comparison:
-    """Judge a framework's (value, grad) against the float64 reference `ref`."""
+    """Judge a framework's (value, grad) against `ref` (the float64 reference, or a variant's evaluation)."""
     # the gradients stay in their dtypes (a float32 copy in float64 would be twice its size; `ref` is a
     # variant computed in float32 when explain() compares with one): the block differences in
     # _grad_maxima are taken in float64, which is exact for every harness dtype
     value, grad = np.asarray(value, np.float64), np.asarray(grad)
     r, scale = (np.asarray(a, np.float64) for a in (ref.value, ref.scale))
     gr = ref.grad if isinstance(ref.grad, GradRows) else np.asarray(ref.grad)
+    gs = ref.grad_scale if (ref.grad_scale is None or isinstance(ref.grad_scale, GradRows)) else np.asarray(
+        ref.grad_scale
+    )
     nan = float("nan")
     if value.shape != r.shape or grad.shape != gr.shape:
         why = f"shape mismatch: value {value.shape} grad {grad.shape}, reference value {r.shape} grad {gr.shape}"
-        return Comparison("mismatch", why, first(value), first(r), nan, nan, nan, nan, nan, nan)
+        return Comparison("mismatch", why, first(value), first(r), *([nan] * len(ERRORS)))
 
     with np.errstate(all="ignore"):
         fv = np.isfinite(value) & np.isfinite(r)
         dv = np.abs(value - r)[fv]
         rel = np.where(dv == 0, 0.0, dv / np.abs(r[fv]))
         v_ulp = dv / ulp(r[fv], dtype)
-        v_norm = np.where(dv == 0, 0.0, dv / scale[fv])
+        floor = scale_floor(dtype)
+        v_scaled = scaled(dv, scale[fv], floor)
 
-        ge = _grad_maxima(grad, gr)
+        ge = _grad_maxima(grad, gr, gs, floor)
         g_abs, g_max = ge.abs_err, ge.ref_max
         g_rel = 0.0 if g_abs == 0 else (g_abs / g_max if g_max else float("inf"))
         g_ulp = g_abs / float(ulp(g_max, dtype))
 
-    errors = (_max(dv), _max(rel), _max(v_ulp), g_abs, g_rel, g_ulp)
+    errors = (_max(dv), _max(rel), _max(v_ulp), g_abs, g_rel, g_ulp, _max(v_scaled), ge.scaled_err)
     same_value = _same_nonfinite(value, r)
     if not (same_value and ge.same_nonfinite):
         what = []
@@ -118,5 +153,5 @@ def compare(value: np.ndarray, grad: np.ndarray, ref: Evaluation, dtype: str, to
         if not ge.same_nonfinite:
             what.append(f"grad has {ge.nonfinite} non-finite, reference {ge.ref_nonfinite}")
         return Comparison("nonfinite", "; ".join(what), first(value), first(r), *errors)
-    ok = _max(v_norm) <= tol and g_abs <= tol * g_max
+    ok = _max(v_scaled) <= tol and ge.scaled_err <= tol
     return Comparison("ok" if ok else "mismatch", "", first(value), first(r), *errors)

@@ -17,7 +17,7 @@ ACCURACY_COLUMNS = (
     "run_id", "case_id", "kind", "family", "input", "target", "weighted", "ignore_index", "label_smoothing",
     "reduction", "shape", "dtype", "framework", "framework_version", "api", "recipe", "recipe_code", "device",
     "outcome", "error", "value", "ref_value", "value_abs_err", "value_rel_err", "value_ulp_err",
-    "grad_abs_err", "grad_rel_err", "grad_ulp_err", "tol", "explanation",
+    "grad_abs_err", "grad_rel_err", "grad_ulp_err", "value_scaled_err", "grad_scaled_err", "tol", "explanation",
 )  # fmt: skip
 
 NUMBERS = ACCURACY_COLUMNS[ACCURACY_COLUMNS.index("value") : ACCURACY_COLUMNS.index("tol") + 1]

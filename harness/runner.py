@@ -24,6 +24,7 @@ from cases.spec import Case, Inputs
 from harness.env import no_gpu_reason
 from harness.explain import MEMO_MAX_ELEMENTS, Memo
 from harness.rows import ACCURACY_COLUMNS, TIMING_COLUMNS, accuracy_row, placeholder_rows, timing_row
+from harness.semantics import decide_once
 from harness.timing import BUDGET_S, copy_bandwidth_gbps
 from harness.worker import Interrupted, TimingRequest, Worker, WorkerDied
 
@@ -298,7 +299,7 @@ def accuracy_frame(rows: Sequence[dict[str, Any]], cases: Sequence[Case] = ()) -
         _c=df["case_id"].map(order).fillna(len(order)), _f=df["framework"].map(fw_order).fillna(len(fw_order))
     )
     df = df.sort_values(["_c", "case_id", "_f", "device", "api", "recipe"], kind="stable")
-    return df.drop(columns=["_c", "_f"]).reset_index(drop=True)
+    return decide_once(df.drop(columns=["_c", "_f"]).reset_index(drop=True))
 
 
 def _timing_plan(

@@ -31,6 +31,15 @@ MANTISSA_BITS = {"float64": 52, "float32": 23, "float16": 10, "bfloat16": 7}
 MIN_EXPONENT = {"float64": -1022, "float32": -126, "float16": -14, "bfloat16": -126}
 
 
+def scale_floor(dtype: str) -> float:
+    """The least scale an element is judged against: the dtype's smallest normal number over its epsilon.
+
+    Below the normal range a result keeps no relative precision (subnormals; flush-to-zero on many
+    devices), so an error up to ~tol/eps smallest normals (~50 of them) is rounding there, not a bug.
+    """
+    return 2.0 ** MIN_EXPONENT[dtype] / EPS[dtype]
+
+
 def tolerance(dtype: str, n_classes: int, n_elements: int) -> float:
     """Relative tolerance for a loss over `n_classes` classes and `n_elements` loss elements."""
     return 4 * EPS[dtype] * (2 + math.log2(max(n_classes, 1)) + math.log2(max(n_elements, 1)))

@@ -60,7 +60,8 @@ def time_case(adapter: Adapter, request: TimingRequest, device: str) -> list[Tim
                     out.append(TimingResult(api.name, mode, pass_, None, recipe.reason))
                     continue
                 try:
-                    call, sync = adapter.timer(recipe.code, case.spec, inputs, case.dtype, device, mode, pass_)
+                    arranged = adapter.arrange(recipe.name, case.spec, inputs)[0]
+                    call, sync = adapter.timer(recipe.code, case.spec, arranged, case.dtype, device, mode, pass_)
                     out.append(TimingResult(api.name, mode, pass_, measure(call, sync, budget_s=request.budget_s)))
                 except Unavailable as e:
                     out.append(TimingResult(api.name, mode, pass_, None, str(e)))
@@ -138,7 +139,8 @@ def _first_call(
     if code is None:
         return
     try:
-        call, sync = adapter.timer(code, case.spec, inputs, case.dtype, device, mode, pass_)
+        arranged = adapter.arrange("matched", case.spec, inputs)[0]
+        call, sync = adapter.timer(code, case.spec, arranged, case.dtype, device, mode, pass_)
         sync(call())
     except Exception:  # the timing request will meet (and record) the same error
         pass

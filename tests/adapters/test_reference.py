@@ -19,58 +19,174 @@ SMALL = [c for c in default_cases(dtypes=("float64",)) if math.prod(c.shape) <= 
 SMOOTH = [c for c in SMALL if c.tag not in ("masked", "p01", "p01soft", "big")]
 
 
-def mp_loss(spec: LossSpec, inputs: Inputs) -> list:
-    """The canonical loss written out independently, element by element, in mpmath."""
-    x = np.moveaxis(inputs.x, 1, -1).reshape(-1, inputs.x.shape[1]) if inputs.x.ndim > 1 else inputs.x[:, None]
-    c = x.shape[1]
+def mp_evaluate(spec: LossSpec, inputs: Inputs) -> tuple[list, np.ndarray]:
+    """The canonical loss and its gradient written out independently, element by element, in mpmath:
+    the reduced values (a list; the elements for 'none', in x's order with classes moved last) and the
+    gradient of the reduced loss (an object array of mpf in x's layout; of the sum for 'none')."""
+    x_all = inputs.x
+    moved = np.moveaxis(x_all, 1, -1) if x_all.ndim > 1 else x_all[:, None]
+    c = moved.shape[-1]
+    x = moved.reshape(-1, c)
     w = [mpmath.mpf(1)] * c if inputs.weight is None else [mpmath.mpf(float(v)) for v in inputs.weight]
     e = mpmath.mpf(spec.label_smoothing)
-    terms, denominator = [], mpmath.mpf(0)
+    terms, grads, denominator = [], [], mpmath.mpf(0)
     if spec.family == "sigmoid":
-        t_all = np.moveaxis(inputs.target, 1, -1).reshape(-1, c) if inputs.target.ndim > 1 else inputs.target[:, None]
-        for row, trow in zip(x, t_all, strict=True):
+        tm = np.moveaxis(inputs.target, 1, -1) if inputs.target.ndim > 1 else inputs.target[:, None]
+        for row, trow in zip(x, tm.reshape(-1, c), strict=True):
             for k, (v, t) in enumerate(zip(row, trow, strict=True)):
                 t = (1 - e) * mpmath.mpf(float(t)) + e / 2
                 v = mpmath.mpf(float(v))
+                pos, neg = w[k] * t, 1 - t
                 if spec.input == "logits":  # -log s(v) and -log(1 - s(v)), exact at any magnitude
                     nls, nlq = mpmath.log1p(mpmath.exp(-v)), mpmath.log1p(mpmath.exp(v))
+                    # s (pos + neg) - pos, as neg s(v) - pos s(-v): at 50 digits 1 - s(337) is 0
+                    grads.append(neg / (1 + mpmath.exp(-v)) - pos / (1 + mpmath.exp(v)))
                 else:
                     nls, nlq = -mpmath.log(v), -mpmath.log(1 - v)
-                pos = w[k] * t * nls if t else 0
-                neg = (1 - t) * nlq if t != 1 else 0
-                terms.append(pos + neg)
+                    grads.append((-pos / v if pos else 0) + (neg / (1 - v) if neg else 0))
+                terms.append((pos * nls if pos else 0) + (neg * nlq if neg else 0))
                 denominator += 1
     else:
-        if spec.target == "index":
-            ys = inputs.target.reshape(-1)
-        else:
-            ts = np.moveaxis(inputs.target, 1, -1).reshape(-1, c)
+        ys = inputs.target.reshape(-1) if spec.target == "index" else None
+        ts = None if ys is not None else np.moveaxis(inputs.target, 1, -1).reshape(-1, c)
         for i, row in enumerate(x):
             row = [mpmath.mpf(float(v)) for v in row]
-            if spec.input == "logits":
-                lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in row))
-                logp = [v - lse for v in row]
-            elif spec.input == "log_probs":
-                logp = row
-            else:
-                logp = [mpmath.log(v) for v in row]
             if spec.target == "index":
                 y = int(ys[i])
                 if spec.ignore_index is not None and y == spec.ignore_index:
                     terms.append(mpmath.mpf(0))
+                    grads.append([mpmath.mpf(0)] * c)
                     continue
                 a = [w[k] * ((1 - e) * (k == y) + e / c) for k in range(c)]
                 denominator += w[y]
             else:
                 a = [w[k] * ((1 - e) * mpmath.mpf(float(ts[i, k])) + e / c) for k in range(c)]
                 denominator += 1
+            if spec.input == "logits":
+                lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in row))
+                logp = [v - lse for v in row]
+                p = [mpmath.exp(lp) for lp in logp]
+                total = mpmath.fsum(a)
+                g = [total * pk - ak for pk, ak in zip(p, a, strict=True)]
+                j = max(range(c), key=lambda k: a[k])  # S p - a cancels even at 50 digits as p[j] -> 1: use
+                g[j] = -total * mpmath.fsum(p[:j] + p[j + 1 :]) + mpmath.fsum(a[:j] + a[j + 1 :])  # S (p - 1) + r
+                grads.append(g)
+            elif spec.input == "log_probs":
+                logp = row
+                grads.append([-ak for ak in a])
+            else:
+                logp = [mpmath.log(v) if v else -mpmath.inf for v in row]
+                grads.append([-ak / v if ak else mpmath.mpf(0) for ak, v in zip(a, row, strict=True)])
             terms.append(-mpmath.fsum(a[k] * logp[k] for k in range(c) if a[k]))
+    grad = np.array(grads, dtype=object).reshape(moved.shape)
+    grad = np.moveaxis(grad, -1, 1) if x_all.ndim > 1 else grad[:, 0]
     if spec.reduction == "none":
-        return terms
+        return terms, grad
     total = mpmath.fsum(terms)
     if spec.reduction == "sum":
-        return [total]
-    return [total / denominator if denominator else mpmath.nan]
+        return [total], grad
+    if not denominator:
+        return [mpmath.nan], grad * 0
+    return [total / denominator], grad / denominator
+
+
+def mp_loss(spec: LossSpec, inputs: Inputs) -> list:
+    return mp_evaluate(spec, inputs)[0]
+
+
+def confident(shape: tuple[int, ...], spec: LossSpec = LossSpec(), seed: int = 7) -> Case:  # noqa: B008
+    return Case("multiclass", spec, shape, "float64", seed, tag="confident")
+
+
+# Inputs where the reference's forms matter: a trained model's confident predictions (the loss ~1e-5 and
+# the target's gradient p - 1 ~ -1e-5 are what the naive forms cancel), weighted, K-dim, smoothed, extreme.
+ACCURACY = [
+    confident((6, 10)),
+    confident((6, 10), LossSpec(weighted=True)),
+    confident((3, 5, 4), LossSpec(weighted=True, reduction="sum")),
+    confident((6, 10), LossSpec(label_smoothing=0.1)),
+    confident((6, 10), LossSpec(weighted=True, ignore_index=-100, reduction="none")),
+    Case("edge", LossSpec(), (6, 10), "float64", 2, tag="big"),
+    Case("edge", LossSpec(), (6, 10), "float64", 2, tag="masked"),
+    Case("binary", LossSpec(family="sigmoid", target="prob", weighted=True), (6, 4), "float64", 2, tag="big"),
+    Case("binary", LossSpec(family="sigmoid", target="prob"), (6, 4), "float64", 2, tag="hard"),
+]
+EPS64 = 2.0**-52
+
+
+def _no_cancellation(case: Case) -> bool:
+    """The exact gradient is not a difference of two nearly equal terms (a one-hot target, or a binary one)."""
+    s = case.spec
+    hard = s.family == "softmax" and s.target == "index" and (not s.label_smoothing or case.tag == "confident")
+    return hard or (s.family == "sigmoid" and case.tag in ("hard", "big") and not s.label_smoothing)
+
+
+@pytest.mark.parametrize("case", ACCURACY + [c for c in SMALL if c.tag != "p01soft"], ids=lambda c: c.id)
+def test_value_and_gradient_match_mpmath_element_by_element(case: Case) -> None:
+    """Values within 16 eps of the exact ones; gradient elements within 8 eps (1 + |log p|) of themselves
+    where the exact gradient does not cancel (exp of a rounded log-probability is as good as that gets),
+    and within 8 eps of the terms S p + a that make them where it does (a smoothed target near the
+    prediction: reference.py's docstring)."""
+    inputs = case.inputs()
+    ref = evaluate(case.spec, inputs)
+    values, grad = mp_evaluate(case.spec, inputs)
+    for k, (v, want) in enumerate(zip(np.atleast_1d(ref.value).reshape(-1), values, strict=True)):
+        if mpmath.isnan(want) or mpmath.isinf(want):
+            assert float(want) == v or (math.isnan(v) and mpmath.isnan(want)), f"value[{k}]={v} [{case.id}]"
+            continue
+        err = abs(mpmath.mpf(float(v)) - want)
+        assert err <= 16 * EPS64 * abs(want), (
+            f"value[{k}]={v!r}, mpmath {mpmath.nstr(want, 20)}: rel err {float(err / abs(want)):.3g} [{case.id}]"
+        )
+    g = np.asarray(ref.grad)
+    scale = np.asarray(evaluate(case.spec, inputs).grad_scale)
+    strict = _no_cancellation(case)
+    logp = _log_p(case, inputs)
+    for idx in np.ndindex(g.shape):
+        want = grad[idx]
+        err = abs(mpmath.mpf(float(g[idx])) - want)
+        bound = 8 * EPS64 * ((1 + abs(logp[idx])) * abs(float(want)) + (0.0 if strict else float(scale[idx])))
+        assert float(err) <= bound + 1e-300, (
+            f"grad{idx}={g[idx]!r}, mpmath {mpmath.nstr(want, 20)}: err {float(err):.3g} > {bound:.3g} [{case.id}]"
+        )
+
+
+def _log_p(case: Case, inputs: Inputs) -> np.ndarray:
+    """|log p| per element of x, the amplification of a rounded log-probability in p (0 where it is not used)."""
+    if case.spec.family != "softmax" or case.spec.input != "logits":
+        return np.zeros(inputs.x.shape)
+    x = inputs.x
+    with np.errstate(all="ignore"):
+        lp = x - x.max(axis=1, keepdims=True) - np.log(np.exp(x - x.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True))
+    return np.where(np.isfinite(lp), lp, 0.0)
+
+
+def test_the_naive_forms_would_fail_this_test() -> None:
+    """The mpmath check can fail: lse - x[y] and S p - a, the forms the reference replaced, miss it by far."""
+    case = confident((6, 10))
+    x, y = case.inputs().x, case.inputs().target
+    lse = np.log(np.exp(x - x.max(1, keepdims=True)).sum(1)) + x.max(1)
+    naive_value = float((lse - x[np.arange(6), y]).mean())
+    p = np.exp(x - lse[:, None])
+    naive_target_grad = (p[np.arange(6), y] - 1) / 6
+    values, grad = mp_evaluate(case.spec, case.inputs())
+    assert abs(naive_value - float(values[0])) > 1000 * EPS64 * abs(float(values[0]))
+    want = np.array([float(grad[i, y[i]]) for i in range(6)])
+    assert (np.abs(naive_target_grad - want) > 1000 * EPS64 * np.abs(want)).any()
+
+
+def test_a_smoothed_target_at_the_prediction_keeps_the_documented_bound() -> None:
+    """p = t' exactly: the gradient is ~0 from terms of size ~t'. Its error stays within eps (S p + a)."""
+    e, c = 0.1, 5
+    t = np.full(c, e / c)
+    t[2] += 1 - e
+    x = np.tile(np.log(t), (3, 1)) + np.array([[0.0], [3.0], [-7.0]])  # softmax(x) = t' in every row
+    case = Case("user", LossSpec(label_smoothing=e), x.shape, "float64", data=Inputs(x, np.array([2, 2, 2])))
+    ref = evaluate(case.spec, case.inputs())
+    _, grad = mp_evaluate(case.spec, case.inputs())
+    err = np.abs(np.asarray(ref.grad) - grad.astype(float))
+    assert (np.abs(grad.astype(float)) < 1e-15).all()  # the exact gradient cancels to (almost) nothing
+    assert (err <= 8 * EPS64 * np.asarray(ref.grad_scale)).all(), err.max()
 
 
 @pytest.mark.parametrize("case", [c for c in SMALL if c.tag not in ("p01soft",)], ids=lambda c: c.id)

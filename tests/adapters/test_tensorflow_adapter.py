@@ -191,6 +191,19 @@ def labels_assumed_normalised(row: Row) -> reference.Evaluation:
     return evaluation(ref.value, (softmax(x) - t) / (x.size // x.shape[1]), ref.scale)
 
 
+def last_axis_classes(row: Row) -> reference.Evaluation:
+    """A K-dim input passed with classes on axis 1: the softmax runs over the last axis, and the backprop is
+    softmax(x) - labels there (labels that sum to 1 over axis 1, not over the last axis)."""
+    x, t = row.computed.x, row.computed.target
+    xm, tm = np.moveaxis(x, -1, 1), np.moveaxis(t, -1, 1)  # the last axis read as the classes
+    m = xm.max(axis=1, keepdims=True)
+    logp = xm - m - np.log(np.exp(xm - m).sum(axis=1, keepdims=True))
+    loss = -(tm * logp).sum(axis=1)
+    n = loss.size
+    grad = (np.exp(logp) - tm) / n
+    return evaluation(loss.sum() / n, np.moveaxis(grad, 1, -1), (np.abs(tm * logp)).sum() / n)
+
+
 def assert_variant(found: list[Row], outcome: str, variant: Callable[[Row], reference.Evaluation]) -> None:
     """Each row has `outcome` against the reference and is `ok` against the documented variant."""
     assert found, "no rows: the pinned difference is no longer exercised by the default cases"
@@ -245,6 +258,11 @@ def masked_logits(r: Row) -> bool:
     return r.api in ONE_HOT and r.case.tag == "masked"
 
 
+def kdim_native(r: Row) -> bool:
+    """The obvious port of a K-dim loss passes classes on axis 1 (the adapter moves them for matched rows only)."""
+    return r.recipe == "native" and r.case.spec.family == "softmax" and r.inputs.x.ndim > 2
+
+
 def unnormalised_labels(r: Row) -> bool:
     if r.api not in ONE_HOT or r.case.spec.target != "prob":
         return False
@@ -252,6 +270,7 @@ def unnormalised_labels(r: Row) -> bool:
 
 
 RULES = (
+    kdim_native,
     weighted_mean,
     out_of_range_labels,
     one_hot_ignore,
@@ -290,7 +309,7 @@ def tf_mean_overflows_in_float16(r: Row) -> bool:
     # value, https://www.tensorflow.org/api_docs/python/tf/dtypes); the Keras rows compute in float32.
     return (
         r.case.dtype == "float16"
-        and r.case.tag == "big"
+        and r.case.tag in ("big", "big1e3")
         and r.api.startswith("tf.nn.")
         and r.case.spec.reduction == "mean"
     )
@@ -308,12 +327,26 @@ def test_matched_rows_in_half_precision(rows: list[Row]) -> None:
 # -- native rows: the documented differences -----------------------------------------------------
 
 
+def test_kdim_native_ports_run_over_the_last_axis_or_raise(rows: list[Row]) -> None:
+    # Classes left on axis 1 of a K-dim input: TF's ops and Keras take the LAST axis as the classes
+    # (https://www.tensorflow.org/api_docs/python/tf/nn/softmax_cross_entropy_with_logits, "axis: The
+    # class dimension. Defaulted to -1"): probability targets of x's shape run with the wrong softmax,
+    # index targets do not fit the logits' shape and raise.
+    found = select(rows, "native", FULL, lambda r: kdim_native(r) and r.case.spec.target == "prob")
+    assert_variant([r for r in found if not r.case.spec.weighted], "mismatch", last_axis_classes)
+    index = select(rows, "native", FULL, lambda r: kdim_native(r) and r.case.spec.target == "index")
+    assert index
+    # (labels equal to a negative ignore_index meet the class weights' gather first, and raise there)
+    fail_if([r for r in index if r.outcome != "raised" or not any(k in r.error for k in ("shape", "broadcastable", "GatherV2"))])
+
+
 def test_weighted_mean_divides_by_the_element_count(rows: list[Row]) -> None:
     # Keras reduces 'sum_over_batch_size': the weighted sum over the number of elements, not over
     # the summed sample weights (https://keras.io/api/losses/, `reduction`); tf.reduce_mean of
     # w[y] * loss does the same (https://www.tensorflow.org/api_docs/python/tf/math/reduce_mean).
     # With label smoothing, Keras' sample weight w[y] also differs from PyTorch's per-class weights.
-    assert_variant(select(rows, "native", FULL, weighted_mean), "mismatch", sample_weight_mean)
+    found = select(rows, "native", FULL, lambda r: weighted_mean(r) and not kdim_native(r))
+    assert_variant(found, "mismatch", sample_weight_mean)
 
 
 def test_out_of_range_labels_raise_on_cpu(rows: list[Row]) -> None:

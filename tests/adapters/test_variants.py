@@ -1,9 +1,10 @@
-"""Each variant reproduces a real framework's behaviour on a case where it matters, and is
-distinguishable from the canonical semantics there."""
+"""Each variant (alone, or combined as an explanation names it: ``a+b``) reproduces a real framework's
+behaviour on a case where it matters, and is distinguishable from the canonical semantics there."""
 
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -22,21 +23,25 @@ def case(prefix: str) -> Case:
     return next(c for i, c in CASES.items() if i.startswith(prefix))
 
 
-def check(variant: V.Variant, c: Case, value, grad=None) -> None:
-    """The variant reproduces (value, grad) on case c, and the canonical semantics do not."""
+def check(name: str, c: Case, value, grad=None) -> None:
+    """The variants `name` names (``a+b``; a ``computed_in=D`` part computes in D) reproduce (value, grad) on
+    case c, and the canonical semantics do not."""
     inputs = c.inputs()
-    ev = variant.fn(c.spec, inputs, c.dtype)
-    assert ev is not None, f"{variant.name} does not apply to {c.id}"
+    parts = tuple(V.BY_NAME[n] for n in name.split("+"))
+    low = [v.dtype for v in parts if v.dtype]
+    semantic = tuple(v for v in parts if v.dtype is None)
+    ev = V.evaluate_variants(semantic, c.spec, inputs, low[0] if low else "float64", constants=c.dtype)
+    assert ev is not None, f"{name} does not apply to {c.id}"
     tol = max(tolerance(c.dtype, c.n_classes, c.n_elements), 1e-6)
     ref = evaluate(c.spec, inputs)
     value = np.asarray(value, np.float64)
     grad = ev.grad if grad is None else np.asarray(grad, np.float64)
     got = compare(value, grad, ev, c.dtype, tol)
     assert got.outcome == "ok", (
-        f"{variant.name} on {c.id}: framework value={value.ravel()[:3]} variant={np.ravel(ev.value)[:3]} {got}"
+        f"{name} on {c.id}: framework value={value.ravel()[:3]} variant={np.ravel(ev.value)[:3]} {got}"
     )
     canonical = compare(value, grad, ref, c.dtype, tol)
-    assert canonical.outcome != "ok", f"{variant.name} is indistinguishable from the canonical semantics on {c.id}"
+    assert canonical.outcome != "ok", f"{name} is indistinguishable from the canonical semantics on {c.id}"
 
 
 # -- PyTorch --------------------------------------------------------------------------------------
@@ -61,7 +66,7 @@ def test_prob_clamp_is_bceloss(torch) -> None:
     for prefix in ("binary-p01soft-n64-c4-f64", "binary-p01-n64-c4-f64", "binary-p01-n64-c4-f16"):
         c = case(prefix)
         check(
-            V.BY_NAME["prob_clamp=log>=-100"],
+            "prob_clamp=log>=-100",
             c,
             *torch_run(torch, c, lambda F, x, y, w, r=c.spec.reduction: F.binary_cross_entropy(x, y, reduction=r)),
         )
@@ -69,18 +74,18 @@ def test_prob_clamp_is_bceloss(torch) -> None:
 
 def test_probs_passed_as_logits_is_cross_entropy_on_probabilities(torch) -> None:
     c = case("multiclass-n64-c10-f64-prob-mean")
-    check(V.BY_NAME["probs_passed_as_logits"], c, *torch_run(torch, c, lambda F, x, y, w: F.cross_entropy(x, y)))
+    check("probs_passed_as_logits", c, *torch_run(torch, c, lambda F, x, y, w: F.cross_entropy(x, y)))
 
 
 def test_log_probs_passed_as_logits_is_cross_entropy_on_log_probabilities(torch) -> None:
     c = case("multiclass-n64-c10-f64-logp-mean")
-    check(V.BY_NAME["log_probs_passed_as_logits"], c, *torch_run(torch, c, lambda F, x, y, w: F.cross_entropy(x, y)))
+    check("log_probs_passed_as_logits", c, *torch_run(torch, c, lambda F, x, y, w: F.cross_entropy(x, y)))
 
 
 def test_class_axis_0_is_seed_004s_softmax_over_dim_0(torch) -> None:
     c = case("documented-seed004-n3-c3-f64")
     check(
-        V.BY_NAME["class_axis=0"],
+        "class_axis=0",
         c,
         *torch_run(torch, c, lambda F, x, y, w: F.nll_loss(torch.log(F.softmax(x, dim=0)), y)),
     )
@@ -88,23 +93,23 @@ def test_class_axis_0_is_seed_004s_softmax_over_dim_0(torch) -> None:
 
 def test_zero_log_zero_is_cross_entropy_with_masked_logits(torch) -> None:
     c = case("edge-masked-n64-c10-f64-pt-mean")
-    check(V.BY_NAME["0*log(0)=nan"], c, *torch_run(torch, c, lambda F, x, y, w: F.cross_entropy(x, y)))
+    check("0*log(0)=nan", c, *torch_run(torch, c, lambda F, x, y, w: F.cross_entropy(x, y)))
 
 
 def test_computed_in_float16_is_the_half_precision_sum_overflow(torch) -> None:
     c = case("edge-big-n64-c10-f16-mean")
-    check(V.BY_NAME["computed_in=float16"], c, *torch_run(torch, c, lambda F, x, y, w: F.cross_entropy(x, y)))
+    check("computed_in=float16", c, *torch_run(torch, c, lambda F, x, y, w: F.cross_entropy(x, y)))
 
 
 def test_reductions(torch) -> None:
     c = case("multiclass-n64-c10-f64-w-mean")
     check(
-        V.BY_NAME["reduction=sum"],
+        "reduction=sum",
         c,
         *torch_run(torch, c, lambda F, x, y, w: F.cross_entropy(x, y, weight=w, reduction="sum")),
     )
     c = case("multiclass-n64-c10-f64-sum")
-    check(V.BY_NAME["reduction=mean"], c, *torch_run(torch, c, lambda F, x, y, w: F.cross_entropy(x, y)))
+    check("reduction=mean", c, *torch_run(torch, c, lambda F, x, y, w: F.cross_entropy(x, y)))
 
 
 def test_smoothing_variants_are_the_hand_written_ports(torch) -> None:
@@ -115,14 +120,14 @@ def test_smoothing_variants_are_the_hand_written_ports(torch) -> None:
     def by_hand(on, off):
         return lambda F, x, y, w: F.cross_entropy(x, F.one_hot(y, k).double() * (on - off) + off)
 
-    check(V.BY_NAME["smoothing=C-1"], c, *torch_run(torch, c, by_hand(1 - e, e / (k - 1))))
-    check(V.BY_NAME["smoothing=0.5"], c, *torch_run(torch, c, by_hand(1 - e / 2, e / 2)))
+    check("smoothing=C-1", c, *torch_run(torch, c, by_hand(1 - e, e / (k - 1))))
+    check("smoothing=0.5", c, *torch_run(torch, c, by_hand(1 - e / 2, e / 2)))
 
 
 def test_soft_targets_renormalised(torch) -> None:
     c = case("edge-unnormalised-n64-c10-f64-pt-mean")
     check(
-        V.BY_NAME["soft_targets_renormalised"],
+        "soft_targets_renormalised",
         c,
         *torch_run(torch, c, lambda F, x, y, w: F.cross_entropy(x, y / y.sum(1, keepdim=True))),
     )
@@ -158,31 +163,32 @@ def test_weight_norm_n_is_keras_sum_over_batch_size(keras) -> None:
         sw = inputs.weight[inputs.target]
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)(inputs.target, x, sample_weight=sw)
 
-    check(V.BY_NAME["weight_norm=N"], c, *keras_run(c, fn))
+    check("weight_norm=N", c, *keras_run(c, fn))
 
 
 def test_prob_clip_is_keras_from_probabilities(keras) -> None:
-    """Keras losses compute in their float32 dtype policy, so these are float32 cases."""
+    """Keras losses compute in their float32 dtype policy, so these are float32 cases. The binary loss clips
+    (probabilities of exactly 0 and 1 here); the categorical ones first divide by the sum (no probability
+    is below 1e-7 here, so that is all they do), and clip as well where one is."""
     c = case("binary-p01soft-n64-c4-f32")
-    check(
-        V.BY_NAME["prob_clip=1e-7"], c, *keras_run(c, lambda tf, x, i: keras.losses.BinaryCrossentropy()(i.target, x))
-    )
-    c = case("multiclass-n64-c10-f32-prob-mean")  # categorical: divides by the sum, then clips
+    check("prob_clip=1e-7", c, *keras_run(c, lambda tf, x, i: keras.losses.BinaryCrossentropy()(i.target, x)))
+    c = case("multiclass-n64-c10-f32-prob-mean")
     x = c.inputs().x
-    bump = Case(
-        "user", c.spec, c.shape, "float32", data=Inputs(x * 1.1, c.inputs().target)
-    )  # probabilities summing to 1.1
-    check(
-        V.BY_NAME["prob_clip=1e-7"],
-        bump,
-        *keras_run(bump, lambda tf, x, i: keras.losses.SparseCategoricalCrossentropy()(i.target, x)),
-    )
+    bump = Case("user", c.spec, c.shape, "float32", data=Inputs(x * 1.1, c.inputs().target))  # sums to 1.1
+    sparse = lambda tf, x, i: keras.losses.SparseCategoricalCrossentropy()(i.target, x)  # noqa: E731
+    check("probs_renormalised", bump, *keras_run(bump, sparse))
+    tiny = x.copy()
+    tiny[:, 0] = 1e-9  # below the clip in every row
+    tiny = Case("user", c.spec, c.shape, "float32", data=Inputs(tiny.astype(np.float32), c.inputs().target))
+    check("probs_renormalised=after_clip+prob_clip=1e-7", tiny, *keras_run(tiny, sparse))
+    categorical = lambda tf, x, i: keras.losses.CategoricalCrossentropy()(tf.one_hot(i.target, 10), x)  # noqa: E731
+    check("probs_renormalised+prob_clip=1e-7", tiny, *keras_run(tiny, categorical))
 
 
 def test_grad_assumes_normalised_targets_is_tf_softmax_xent(keras) -> None:
     c = case("edge-unnormalised-n64-c10-f64-pt-mean")
     fn = lambda tf, x, i: tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=i.target, logits=x))  # noqa: E731
-    check(V.BY_NAME["grad_assumes_normalised_targets"], c, *keras_run(c, fn))
+    check("grad_assumes_normalised_targets", c, *keras_run(c, fn))
 
 
 def test_label_oob_zero_row_is_tf_one_hot_of_the_ignored_label(keras) -> None:
@@ -192,14 +198,28 @@ def test_label_oob_zero_row_is_tf_one_hot_of_the_ignored_label(keras) -> None:
         onehot = tf.one_hot(i.target, c.n_classes, dtype=x.dtype)
         return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=onehot, logits=x))
 
-    check(V.BY_NAME["label_oob=zero_row"], c, *keras_run(c, fn))
+    check("weight_norm=N+label_oob=zero_row", c, *keras_run(c, fn))
+
+
+def test_empty_mean_is_keras_ignore_class_on_an_all_ignored_batch(keras) -> None:
+    c = case("multiclass-allignored-n64-c10-f32-iim100-mean")
+    fn = lambda tf, x, i: keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-100)(i.target, x)  # noqa: E731
+    check("empty_mean=0", c, *keras_run(c, fn))
+
+
+def test_class_axis_last_is_a_kdim_input_passed_with_classes_on_axis_1(keras) -> None:
+    """tf.nn.softmax_cross_entropy_with_logits on (N, C, d) probability targets: the softmax runs over d, and
+    its backprop assumes the labels sum to 1 over d (they sum to 1 over C)."""
+    c = case("soft-n8-c10-d16-f64-pt-mean")
+    fn = lambda tf, x, i: tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=i.target, logits=x))  # noqa: E731
+    check("class_axis=-1+grad_assumes_normalised_targets", c, *keras_run(c, fn))
 
 
 def test_mean_over_last_axis_is_keras_binary_crossentropy(keras) -> None:
     for prefix in ("binary-hard-n64-c4-f32-sum", "binary-hard-n64-c4-f32-none"):
         c = case(prefix)
         red = c.spec.reduction
-        check(V.BY_NAME["mean_over_last_axis"], c,
+        check("mean_over_last_axis", c,
               *keras_run(c, lambda tf, x, i, r=red: keras.losses.BinaryCrossentropy(from_logits=True, reduction=r)(i.target, x)))  # fmt: skip
 
 
@@ -210,7 +230,7 @@ def test_sample_weight_is_keras_smoothing_with_class_weights(keras) -> None:
         loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2)
         return loss(tf.one_hot(i.target, c.n_classes), x, sample_weight=i.weight[i.target])
 
-    check(V.BY_NAME["sample_weight=w[y]"], c, *keras_run(c, fn))
+    check("weight_norm=N+sample_weight=w[y]", c, *keras_run(c, fn))
 
 
 # -- JAX / optax ----------------------------------------------------------------------------------
@@ -248,16 +268,22 @@ def test_label_oob_variants_are_what_jax_indexing_does(jnp) -> None:
     # An obvious port passes the ignored labels as labels. JAX gathers first normalise negative
     # indices (-1 reads class C-1), then fill out-of-range ones with NaN (the default) or clamp them.
     c = case("multiclass-n64-c10-f64-iim1-mean")
-    check(V.BY_NAME["label_oob=wrap"], c, *jax_run(c, take(None)))
+    check("label_oob=wrap", c, *jax_run(c, take(None)))
     c = case("multiclass-n64-c10-f64-iim100-mean")
-    check(V.BY_NAME["label_oob=clip"], c, *jax_run(c, take("clip")))
+    check("label_oob=clip", c, *jax_run(c, take("clip")))
     # optax computes logsumexp(x) - x[y]: the filled NaN kills the value, the logsumexp term keeps a gradient
     import optax
 
-    check(V.BY_NAME["label_oob=nan"], c,
+    check("weight_norm=N+label_oob=nan", c,
           *jax_run(c, lambda x, y: optax.losses.softmax_cross_entropy_with_integer_labels(x, y).mean()))  # fmt: skip
-    onehot = lambda x, y: -(jax.nn.one_hot(y, c.n_classes) * jax.nn.log_softmax(x, axis=1)).sum(1).mean()  # noqa: E731
-    check(V.BY_NAME["label_oob=zero"], c, *jax_run(c, onehot))
+    # one_hot of an ignored label is a zero row: with smoothing, smooth_labels still gives it e/C everywhere
+    c = case("smoothed-n64-c10-f64-iim100-ls0.1-mean")
+    onehot = lambda x, y: optax.losses.softmax_cross_entropy(  # noqa: E731
+        x, optax.smooth_labels(jax.nn.one_hot(y, c.n_classes), 0.1)).mean()
+    check("weight_norm=N+label_oob=zero", c, *jax_run(c, onehot))
+    # optax's axis=-1 default on a K-dim input passed with classes on axis 1
+    c = case("soft-n8-c10-d16-f64-pt-mean")
+    check("class_axis=-1", c, *jax_run(c, lambda x, y: optax.losses.safe_softmax_cross_entropy(x, y).mean()))
 
 
 def test_smoothing_last_axis_is_optax_smooth_labels_on_binary_targets(jnp) -> None:
@@ -265,20 +291,25 @@ def test_smoothing_last_axis_is_optax_smooth_labels_on_binary_targets(jnp) -> No
 
     c = case("smoothed-hard-n64-c4-f64-ls0.1-mean")
     fn = lambda x, y: optax.losses.sigmoid_binary_cross_entropy(x, optax.smooth_labels(y, 0.1)).mean()  # noqa: E731
-    check(V.BY_NAME["smoothing=last_axis"], c, *jax_run(c, fn))
+    check("smoothing=last_axis", c, *jax_run(c, fn))
 
 
 def test_every_variant_is_tested_here() -> None:
     import inspect
 
     src = inspect.getsource(inspect.getmodule(test_every_variant_is_tested_here))
-    untested = [v.name for v in V.VARIANTS if f'"{v.name}"' not in src and not v.name.startswith("computed_in=")]
+    checked = {name for arg in re.findall(r'check\(\s*"([^"]+)"', src) for name in arg.split("+")}
+    untested = [v.name for v in V.VARIANTS if v.name not in checked and not v.name.startswith("computed_in=")]
     assert untested == ["weight_norm=count"] or not untested, untested
 
 
 def test_variants_do_not_apply_where_they_mean_nothing() -> None:
     plain = Inputs(np.zeros((2, 3)), np.array([0, 1]))
-    assert V.weight_norm_n(LossSpec(), plain) is None  # no weights, no ignore_index: N == sum of weights
-    assert V.label_oob_wrap(LossSpec(), plain) is None
-    assert V.prob_clamp_log_100(LossSpec(), plain) is None
-    assert isinstance(V.reduction_sum(LossSpec(), plain), Evaluation)
+    for name in ("weight_norm=N", "label_oob=wrap", "prob_clamp=log>=-100", "empty_mean=0", "class_axis=-1"):
+        assert not V.BY_NAME[name].applies(LossSpec(), plain), name  # e.g. no weights, no ignore_index: N == sum w
+        assert V.evaluate_variants((V.BY_NAME[name],), LossSpec(), plain) is None, name
+    assert isinstance(V.evaluate_variants((V.BY_NAME["reduction=sum"],), LossSpec(), plain), Evaluation)
+    # two variants that set the same field do not combine
+    assert V.BY_NAME["label_oob=clip"].conflicts(V.BY_NAME["label_oob=wrap"])
+    assert V.evaluate_variants((V.BY_NAME["weight_norm=N"], V.BY_NAME["weight_norm=count"]), LossSpec(
+        weighted=True), Inputs(np.zeros((2, 3)), np.array([0, 1]), np.ones(3))) is None

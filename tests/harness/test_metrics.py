@@ -56,7 +56,8 @@ def test_gradient_maxima_in_blocks_equal_the_whole_array() -> None:
     g = (gr + 1e-3 * rng.standard_normal(gr.shape)).astype(np.float32)
     g[5, 7], gr[9, 1], g[200, 3], gr[200, 3] = np.nan, np.inf, np.inf, np.inf  # skipped where either is not finite
     f = np.isfinite(g) & np.isfinite(gr)
-    want = metrics.GradErrors(np.abs(g[f].astype(np.float64) - gr[f]).max(), np.abs(gr[f]).max(), False, 2, 2)
+    d, m = np.abs(g[f].astype(np.float64) - gr[f]).max(), np.abs(gr[f]).max()
+    want = metrics.GradErrors(d, m, False, 2, 2, d / m)  # no scale given: the norm-wise error
     assert metrics.block_rows(g.shape) < len(g), "the case must span several blocks"
     got = metrics._grad_maxima(g, gr)
     assert got == want, f"{got} != {want} [_grad_maxima(300x700)]"

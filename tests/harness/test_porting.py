@@ -75,7 +75,7 @@ def test_the_guide_states_its_conventions(guide: str, run: tuple[pd.DataFrame, d
     assert len(found) == len(configs)
     title = "multiclass: softmax, logits input, index targets, class weights, reduction=mean"
     weighted = next(t for t, _ in found if t.startswith(title))
-    assert "Why: `weight_norm=N`: weighted mean divided by the number of elements" in weighted
+    assert "Why: `weight_norm=N`: weighted (or masked) mean divided by the number of elements" in weighted
     assert "(source: https://keras.io/api/losses/)" in weighted
 
 
