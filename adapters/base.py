@@ -170,6 +170,11 @@ class Adapter(ABC):
         """Intra-op threads the framework uses here (recorded in env.json), if it says."""
         return None
 
+    def isa(self, device: str) -> str | None:
+        """The instruction set (or accelerator) the framework's kernels use on `device` here, as the
+        framework says (recorded in env.json and the reports: float32 results depend on it)."""
+        return None
+
     def apis_for(self, spec: LossSpec) -> tuple[Api, ...]:
         return tuple(api for api in self.apis if api.supports(spec))
 

@@ -256,6 +256,13 @@ class JaxAdapter(Adapter):
         return self._modules
 
     # -- framework hooks -------------------------------------------------------------------------
+    def isa(self, device: str) -> str | None:
+        jax, _, _ = self._import()
+        if device != "cpu":
+            return next((d.device_kind for d in jax.devices() if str(d) == device), None)
+        flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "isa" in f or "cpu" in f]
+        return "XLA CPU: the host's features (LLVM)" + (f", {' '.join(flags)}" if flags else "")
+
     def device(self, kind: str) -> str:
         jax, _, _ = self._import()
         if kind == "cpu":

@@ -32,6 +32,14 @@ class NumpyAdapter(Adapter):
     package = "numpy"
     apis = APIS
 
+    def isa(self, device: str) -> str | None:
+        try:  # NumPy's SIMD dispatch: the baseline it was built for, and the targets this CPU enables
+            from numpy._core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__, __cpu_features__
+        except ImportError:
+            return None
+        enabled = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+        return f"baseline {' '.join(__cpu_baseline__)}; dispatch {' '.join(enabled) or 'none'}"
+
     def device(self, kind: str) -> str:
         if kind != "cpu":
             raise Unavailable("NumPy runs on the CPU only")

@@ -416,6 +416,20 @@ class TensorflowAdapter(Adapter):
                 return f"{module} is not installed ({self.install_hint})"
         return None
 
+    def isa(self, device: str) -> str | None:
+        tf, _ = load_tensorflow()
+        if device != "cpu":
+            details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+            return f"{details.get('device_name', 'GPU')} (compute capability {details.get('compute_capability')})"
+        try:
+            from tensorflow.python.util import _pywrap_util_port
+
+            onednn = "oneDNN on" if _pywrap_util_port.IsMklEnabled() else "oneDNN off"
+        except ImportError:
+            onednn = "oneDNN unknown"
+        limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
+        return f"{onednn} (kernels pick their ISA at run time{', ONEDNN_MAX_CPU_ISA=' + limit if limit else ''})"
+
     def device(self, kind: str) -> str:
         tf, _ = load_tensorflow()
         if kind == "cpu":

@@ -128,6 +128,14 @@ class TorchAdapter(Adapter):
 
         return torch.get_num_threads()
 
+    def isa(self, device: str) -> str | None:
+        import torch
+
+        if device.startswith("cuda"):
+            major, minor = torch.cuda.get_device_capability(device)
+            return f"{torch.cuda.get_device_name(device)} (sm_{major}{minor})"
+        return f"torch.backends.cpu.get_cpu_capability() = {torch.backends.cpu.get_cpu_capability()}"
+
     def compile(self, code: str) -> Callable[..., Any]:
         import torch
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
 
 from cases.documented import documented_cases
 from cases.names import DTYPES, KINDS
@@ -89,6 +90,15 @@ def default_cases(kinds: Iterable[str] = KINDS, dtypes: Iterable[str] = DTYPES, 
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "duplicate case ids"
     return cases
+
+
+def with_float64(cases: Sequence[Case]) -> list[Case]:
+    """`cases` and, after them, the float64 case of each configuration that lacks one: the semantics of a
+    recipe are decided where rounding cannot hide them (harness/semantics.py), at every dtype alike."""
+    have = {c.id for c in cases}
+    extra = [dataclasses.replace(c, dtype="float64") for c in cases if c.dtype != "float64"]
+    extra = list({c.id: c for c in extra if c.id not in have}.values())
+    return [*cases, *extra]
 
 
 # Timing cases: the common configuration (logits, class indices, mean) at a classifier's size, a

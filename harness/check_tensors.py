@@ -130,8 +130,10 @@ def check(
       frameworks, devices: which to run (names or comma-separated strings; aliases accepted).
 
     Returns:
-      The tidy `accuracy` DataFrame, one row per framework x api x recipe x device.
+      The tidy `accuracy` DataFrame, one row per framework x api x recipe x device; for x below float64,
+      the same rows for x in float64 follow (they decide the semantics: harness/semantics.py).
     """
+    from cases.generator import with_float64
     from harness.runner import RunOptions, accuracy_frame, run_accuracy
 
     case = make_case(x, target, weight, family=family, input=input, target_kind=target_kind,
@@ -142,6 +144,7 @@ def check(
         case_timeout=case_timeout,
         quiet=quiet,
     )
+    cases = with_float64([case])  # a float64 row decides the semantics of lower-precision ones
     rows: list[dict] = []
-    run_accuracy([case], options, run_id="check", sink=rows.extend)
-    return accuracy_frame(rows, [case])
+    run_accuracy(cases, options, run_id="check", sink=rows.extend)
+    return accuracy_frame(rows, cases)

@@ -112,7 +112,7 @@ def _raise_interrupt(signum: int, frame: Any) -> NoReturn:
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from cases.generator import default_cases, timing_cases
+    from cases.generator import default_cases, timing_cases, with_float64
     from harness.env import environment
     from harness.html_report import render_html
     from harness.merge import parse_shard, shard_cases
@@ -163,6 +163,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     cases = default_cases(sel["kinds"], sel["dtypes"], sel["seed"])
     if sel.get("shard"):
         cases = shard_cases(cases, *sel["shard"])
+    deciding = len(with_float64(cases)) - len(cases)
+    cases = with_float64(cases)  # float64 decides every configuration's semantics
     options = RunOptions(
         frameworks=tuple(sel["frameworks"]), devices=tuple(sel["devices"]), case_timeout=args.case_timeout,
         jobs=args.jobs, debug=args.debug, quiet=args.quiet, verbose=args.verbose,
@@ -176,7 +178,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             store.append([rows])  # one line per (case, framework, device): a kill never splits a case
 
     if not args.quiet:
-        print(f"{len(cases)} cases x {len(options.frameworks)} frameworks x {len(options.devices)} device kinds"
+        extra = f" ({deciding} of them float64, to decide semantics)" if deciding else ""
+        print(f"{len(cases)} cases{extra} x {len(options.frameworks)} frameworks x {len(options.devices)} device kinds"
               f"{f' (resuming: {len(skip)} done)' if skip else ''} -> {store.path}", file=sys.stderr)  # fmt: skip
     signal.signal(signal.SIGTERM, _raise_interrupt)
     partial = False
@@ -270,11 +273,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
         print(json.dumps(records, default=str))
         return 0
-    show = df[["framework", "api", "recipe", "device", "outcome", "value", "ref_value", "value_rel_err",
-               "grad_rel_err", "error"]].copy()  # fmt: skip
-    show["api"] = show["api"].str.split(".").str[-1]
-    print(f"case {df['case_id'].iloc[0]}: exact value {df['ref_value'].iloc[0]:.17g}")
-    print(show.to_string(index=False, max_colwidth=70))
+    for case_id, g in df.groupby("case_id", sort=False):  # the user's dtype, then float64 (it decides semantics)
+        show = g[["framework", "api", "recipe", "device", "outcome", "value", "ref_value", "value_rel_err",
+                  "grad_rel_err", "explanation", "error"]].copy()  # fmt: skip
+        show["api"] = show["api"].str.split(".").str[-1]
+        print(f"case {case_id}: exact value {g['ref_value'].iloc[0]:.17g}")
+        print(show.to_string(index=False, max_colwidth=70) + "\n")
     if args.to_fw:
         from harness.porting import porting_section
 

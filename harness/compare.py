@@ -106,6 +106,16 @@ def _versions(run: RunFiles) -> dict[str, str]:
     return out
 
 
+def _instruction_sets(run: RunFiles) -> dict[str, str]:
+    """``{"PyTorch cpu": "...AVX512"}``: what each framework's worker said its kernels use (env.json)."""
+    out = {}
+    for fw, info in run.env.get("frameworks", {}).items():
+        for key, value in info.items():
+            if key.startswith("isa_") and value:
+                out[f"{DISPLAY.get(fw, fw)} {key[4:]}"] = str(value)
+    return out
+
+
 def header(a: RunFiles, b: RunFiles) -> str:
     """Both runs side by side: id, time, machine, seed, commit and each framework's version."""
     va, vb = _versions(a), _versions(b)
@@ -121,6 +131,12 @@ def header(a: RunFiles, b: RunFiles) -> str:
         *[[DISPLAY.get(f, f), va.get(f, "-") or "-", vb.get(f, "-") or "-"] for f in fws],
     ]
     moved = [f"{DISPLAY.get(f, f)} {va[f]} vs {vb[f]}" for f in fws if va.get(f) and vb.get(f) and va[f] != vb[f]]
+    isa_a, isa_b = _instruction_sets(a), _instruction_sets(b)
+    rows.append(["CPU instruction set", a.env.get("cpu_isa", "-") or "-", b.env.get("cpu_isa", "-") or "-"])
+    rows += [[f"{k} kernels", isa_a.get(k, "-"), isa_b.get(k, "-")] for k in sorted(isa_a.keys() | isa_b.keys())]
+    isa_moved = [k for k in sorted(isa_a.keys() & isa_b.keys()) if isa_a[k] != isa_b[k]]
+    if a.env.get("cpu_isa") and b.env.get("cpu_isa") and a.env["cpu_isa"] != b.env["cpu_isa"]:
+        isa_moved.insert(0, "the CPU")
     lines = [
         f"# Comparison: {rows[0][1]} (A) vs {rows[0][2]} (B)",
         "",
@@ -128,6 +144,10 @@ def header(a: RunFiles, b: RunFiles) -> str:
         "",
         ("Framework versions that differ: " + "; ".join(moved) + ".") if moved else "Same framework versions.",
     ]
+    if isa_moved:
+        lines += ["", f"Instruction sets differ ({', '.join(isa_moved)}): the likely cause of float32 and "
+                  "lower-precision value changes below, where the versions are the same (the frameworks pick their "
+                  "kernels for the CPU they run on: PyTorch's AVX2 and AVX-512 reductions round differently)."]
     if seed_a != seed_b:
         lines += ["", f"The runs used different seeds ({seed_a} vs {seed_b}): the generated case inputs differ, so "
                   "cases are matched by id without the seed, and a changed value reflects the inputs as well as "

@@ -36,6 +36,24 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+              "avx512_fp16", "amx_tile", "amx_bf16", "neon", "asimd", "sve", "sve2")  # fmt: skip
+
+
+def cpu_instruction_set() -> str:
+    """The CPU's SIMD extensions that decide which kernels the frameworks run (from /proc/cpuinfo)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine()
+    found = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            found |= set(line.split(":", 1)[1].split())
+            break
+    return " ".join(f for f in SIMD_FLAGS if f in found) or platform.machine()
+
+
 def no_gpu_reason() -> str | None:
     """Why no framework can have a GPU here (no NVIDIA or AMD device node), or None if one may.
 
@@ -65,6 +83,7 @@ def environment(argv: list[str], frameworks: dict[str, dict[str, Any]]) -> dict[
         "frameworks": frameworks,
         "hostname": platform.node(),
         "cpu": cpu_model(),
+        "cpu_isa": cpu_instruction_set(),
         "gpus": gpu_names(),
         "cpu_count": os.cpu_count(),
         "os": platform.platform(),

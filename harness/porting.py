@@ -2,8 +2,9 @@
 API, the call that reproduces it (`matched`), the obvious port (`native`) and how far that one is off.
 
 Everything comes from a run's accuracy rows: each snippet is the `recipe_code` that ran, so the guide
-says nothing the harness did not execute. Float32 on CPU: the precision people port models in, and
-numbers that every machine reproduces.
+says nothing the harness did not execute. Float32 on CPU, the precision people port models in; the
+float32 errors it quotes are this machine's (its instruction set and threads are in the header), and
+another machine's kernels may round differently.
 """
 
 from __future__ import annotations
@@ -150,6 +151,10 @@ def porting_guide(accuracy: pd.DataFrame, env: dict[str, Any]) -> str:
         f"Generated from run `{env.get('run_id', '')}` ({versions}; float32 on CPU) by the harness: every snippet "
         f"below is the code that ran, and every number is from that run. Regenerate it (`{REGENERATE}`) rather "
         "than editing it.",
+        "",
+        f"Machine: {env.get('cpu', 'unknown CPU')} ({env.get('cpu_isa') or 'instruction set not recorded'}). "
+        "The semantic differences below hold everywhere; the float32 errors are this machine's: another "
+        "instruction set (PyTorch's AVX2 and AVX-512 kernels, say) rounds differently in the last digits.",
         "",
         "## Conventions",
         "",

@@ -186,6 +186,8 @@ def _run_job(
         info["threads"] = hello.threads
     if hello and hello.versions:
         info["versions"] = hello.versions
+    if hello and hello.isa:
+        info[f"isa_{kind}"] = hello.isa
     counts: dict[str, int] = {}
     try:
         for case in cases:

@@ -29,10 +29,13 @@ MATRIX_NOTE = (
     "of a kind: what you see when you port from the row's API to the column's."
 )
 TOLERANCE_NOTE = (
-    "A row is `ok` when |value - exact| <= tol x scale (the reduced |terms| of the loss) and "
-    "max|grad - exact| <= tol x max|exact grad|, with tol = 4 eps(dtype) (2 + log2 C + log2 M) for C classes and "
-    "M loss elements (harness/tolerances.py explains the choice). At C=10, M=64: float64 1.0e-14, float32 5.4e-6, "
-    "float16 0.044, bfloat16 0.35."
+    "A row is `ok` when every element's error is within tol of the size of the terms that make it: "
+    "|value - exact| <= tol x sum |a| (|log p| + 1) and |grad - exact| <= tol x (|S| p (1 + |log p|) + |a|) for "
+    "softmax of logits (`value_scaled_err` and `grad_scaled_err` are those ratios), with tol = 4 eps(dtype) "
+    "(2 + log2 C + log2 M) for C classes and M loss elements; a confident prediction's ~1e-5 loss is judged "
+    "against its terms of size 1, not against itself (harness/tolerances.py). At C=10, M=64: float64 1.0e-14, "
+    "float32 5.4e-6, float16 0.044, bfloat16 0.35. Semantics are decided by a configuration's float64 row and "
+    "hold at every dtype: a lower-precision row of a semantic difference is never `ok` (harness/semantics.py)."
 )
 
 
@@ -277,7 +280,8 @@ def render(
         "",
         f"Run `{env.get('run_id', '')}` at {env.get('utc_time', '')}, harness {env.get('harness_version', '')} "
         f"(commit `{env.get('git_commit', '') or 'unknown'}`), Python {env.get('python', '')}, "
-        f"{env.get('cpu', '')} ({env.get('cpu_count', '')} cores), {env.get('os', '')}.",
+        f"{env.get('cpu', '')} ({env.get('cpu_count', '')} cores; {env.get('cpu_isa') or 'no instruction set recorded'}"
+        f"), {env.get('os', '')}{'; GPUs: ' + ', '.join(env['gpus']) if env.get('gpus') else ''}.",
         f"Command: `{env.get('command', '')}`",
         "",
         *fw_lines,
@@ -285,7 +289,9 @@ def render(
         "Errors are against the float64 reference of DESIGN.md on the same (rounded) inputs. Cells give the worst "
         "value / gradient error in ULPs of the row's dtype, then outcome counts. `matched` rows are the "
         "composition that reproduces PyTorch's semantics (pure numerics); `native` rows are the obvious port "
-        "(where the surprises are). Tolerances: harness/tolerances.py.",
+        "(where the surprises are). Tolerances: harness/tolerances.py. float32 and lower-precision numbers depend "
+        "on the machine: the kernels each framework picks for this instruction set (its `isa_*` above), the "
+        "thread counts and the GPU; another machine may differ in the last digits (`compare` flags it).",
         "",
         "## New differences",
         "",

@@ -79,6 +79,7 @@ class Hello:
     reason: str | None  # set when the framework or device is unavailable
     threads: int | None = None
     versions: dict[str, str | None] | None = None  # every distribution the rows depend on
+    isa: str | None = None  # the instruction set (or GPU) the framework's kernels use there
 
 
 CASE_DONE = "case done"  # the message that ends a case's results
@@ -174,18 +175,19 @@ def serve(
         for var, sub in COMPILER_CACHE_VARIABLES.items():
             os.environ[var] = os.path.join(compiler_cache, sub)
     adapter = registry.load(framework)
-    reason, device = adapter.unavailable(), None
+    reason, device, isa = adapter.unavailable(), None, None
     if reason is None:
         try:
             device = adapter.device(device_kind)
             threads = adapter.threads() or threads
+            isa = adapter.isa(device)
         except Unavailable as e:
             reason = str(e)
         except Exception as e:  # a framework that fails to initialise is a reason, not a crash
             reason = f"could not start: {error_text(e)}"
     if timing and reason is None and device is not None:
         warm_up(adapter, device, warm)
-    send(conn, Hello(adapter.version(), device, reason, threads, adapter.versions()))
+    send(conn, Hello(adapter.version(), device, reason, threads, adapter.versions(), isa))
     bandwidth: float | None = None
     while True:
         request = conn.recv()

@@ -36,6 +36,16 @@ def test_run_writes_every_file(documented_run: Path) -> None:
     assert env["frameworks"]["numpy"]["version"] and env["command"].startswith("python -m harness run")
     for key in ("git_commit", "cpu", "os", "python", "utc_time", "harness_version"):
         assert key in env, key
+    # the machine is part of the result: the CPU's instruction set, and the kernels each framework picked
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    assert env["cpu_isa"] and ("avx2" not in flags or "avx2" in env["cpu_isa"]), env["cpu_isa"]
+    import torch
+
+    want = torch.backends.cpu.get_cpu_capability()
+    assert env["frameworks"]["torch"]["isa_cpu"].endswith(f"= {want}"), env["frameworks"]["torch"]
+    assert env["frameworks"]["numpy"]["isa_cpu"].startswith("baseline "), env["frameworks"]["numpy"]
+    summary = (documented_run / "summary.md").read_text()
+    assert env["cpu_isa"] in summary and f"isa_cpu: {env['frameworks']['torch']['isa_cpu']}" in summary
 
 
 def test_accuracy_frame_follows_the_schema(documented_run: Path) -> None:

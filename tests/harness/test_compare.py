@@ -95,3 +95,21 @@ def test_nothing_changes_against_itself(seeds: tuple[Path, Path]) -> None:
     text = compare_runs(a, a)
     assert "Same framework versions." in text and "different seeds" not in text
     assert text.count("_None._") == 2
+
+
+def test_an_instruction_set_change_is_named_as_the_likely_cause(seeds: tuple[Path, Path], tmp_path: Path) -> None:
+    """PyTorch's float32 CPU kernels differ between AVX2 and AVX-512 machines: a changed value with the same
+    versions is most likely that, and the header says so."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(seeds[0], a)
+    shutil.copytree(seeds[0], b)
+    env_a = json.loads((a / "env.json").read_text())
+    assert env_a["cpu_isa"] and "get_cpu_capability()" in env_a["frameworks"]["torch"]["isa_cpu"], env_a
+    env_b = {**env_a, "cpu_isa": "sse4_2 avx avx2 fma"}
+    env_b["frameworks"] = {**env_a["frameworks"], "torch": {**env_a["frameworks"]["torch"],
+                                                              "isa_cpu": "torch.backends.cpu.get_cpu_capability() = AVX2"}}  # fmt: skip
+    (b / "env.json").write_text(json.dumps(env_b))
+    text = compare_runs(a, b)
+    assert "Instruction sets differ (the CPU, PyTorch cpu)" in text and "likely cause of float32" in text, text[:2000]
+    assert "| PyTorch cpu kernels |" in text
+    assert "Instruction sets differ" not in compare_runs(a, a)

@@ -154,7 +154,7 @@ def test_report_has_tables_plots_and_environment(timed_run: Path) -> None:
     page = Page(path.read_text())
     env = json.loads((timed_run / "env.json").read_text())
     heat = [a for a in page.all("table") if a.get("class") == "heat"]
-    assert len(heat) == 1, "one heatmap table per dtype present: the run is float32 only"
+    assert len(heat) == 2, "one heatmap table per dtype present: float32, and the float64 rows deciding semantics"
     assert len(page.all("svg")) == 2, "one chart per timing case"
     ids = {a.get("id") for _, a in page.tags}
     for section in ("error-heatmaps", "timing-charts", "outcomes", "discrepancies-matched-recipes",
@@ -173,7 +173,7 @@ def test_heatmap_cells_are_the_worst_errors_of_the_run(run_dir: Path) -> None:
     page = Page(write_html(run_dir).read_text())
     cells = heat_cells(page)
     acc = pd.read_parquet(run_dir / "accuracy.parquet")
-    judged = acc[acc["outcome"].isin(["ok", "mismatch"]) & (acc["recipe"] == "matched")]
+    judged = acc[acc["outcome"].isin(["ok", "mismatch"]) & (acc["recipe"] == "matched") & (acc["dtype"] == "float32")]
     judged = judged.assign(label=judged["framework"] + "." + judged["api"].str.split(".").str[-1])
     assert {api for *_, api in cells} == set(judged["label"])
     assert {kind for _, _, kind, _ in cells} == set(judged["kind"]) == {"documented", "soft"}
@@ -238,7 +238,7 @@ def test_missing_timing_is_said(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "untimed"
     shutil.copytree(run_dir, out)
     page = Page(write_html(out).read_text())
-    assert not page.all("svg") and len([a for a in page.all("table") if a.get("class") == "heat"]) == 1
+    assert not page.all("svg") and len([a for a in page.all("table") if a.get("class") == "heat"]) == 2
     assert "No timing in this run (timing.parquet is missing or empty)." in "".join(page.text)
 
 
