@@ -110,6 +110,18 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
+def unsupported(why: str) -> tuple[Recipe, Recipe]:
+    """Neither recipe exists for a spec, for the same reason."""
+    return Recipe("native", None, why), Recipe("matched", None, why)
+
+
+def _installed(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def error_text(exc: BaseException) -> str:
     """``Type: first line of the message``, as the `error` column holds it."""
     msg = str(exc).strip().splitlines()
@@ -134,10 +146,19 @@ def classes_back(spec: LossSpec, value: np.ndarray, grad: np.ndarray) -> tuple[n
 
 
 class Adapter(ABC):
-    """One framework. Subclasses set `name`, `package`, `apis` and implement the three hooks."""
+    """One framework: its recipes (`apis`) and a short runtime (`setup`, `evaluate`, `timer`).
+
+    What every framework shares lives here, once: the declared modules and distributions (`version`,
+    `versions`, `unavailable`, without importing anything), the lazy import (`namespace`), the snippet
+    compiler, the device names (``cpu``, ``cuda:0``: every framework's rows name a GPU alike), the class
+    axis' move for classes-last frameworks (`arrange`), and the driver that runs a case (`iter_case`).
+    docs/ADAPTERS.md walks through adding one.
+    """
 
     name: str
-    package: str  # the distribution whose presence and version the rows record
+    modules: tuple[str, ...] = ()  # import names the adapter needs (checked with find_spec, never imported early)
+    distributions: tuple[str, ...] = ()  # alternatives; the first one installed is the rows' framework_version
+    also: tuple[str, ...] = ()  # further distributions whose versions env.json records
     install_hint: str = ""
     apis: tuple[Api, ...] = ()
     # The framework's losses take classes on the LAST axis: matched recipes get x (and probability targets)
@@ -149,22 +170,65 @@ class Adapter(ABC):
     # framework one worker per --jobs slot, each with a share of the cases.
     compile_bound: bool = False
 
+    def __init__(self) -> None:
+        self._namespace: dict[str, Any] | None = None
+        self._functions: dict[str, Callable[..., Any]] = {}  # snippet code -> function (stable for jit caches)
+
+    # -- what is installed (never imports the framework) ------------------------------------------
     def version(self) -> str | None:
-        try:
-            return importlib.metadata.version(self.package)
-        except importlib.metadata.PackageNotFoundError:
-            return None
+        """The first installed of `distributions` (e.g. tensorflow-cpu or tensorflow)."""
+        return next((v for v in map(_installed, self.distributions) if v), None)
 
     def versions(self) -> dict[str, str | None]:
-        """Every distribution the rows depend on (recorded in env.json); by default `package` alone."""
-        return {self.package: self.version()}
+        """Every distribution the rows depend on (recorded in env.json)."""
+        main = next((d for d in self.distributions if _installed(d)), self.distributions[0])
+        return {d: _installed(d) for d in (main, *self.also)}
 
     def unavailable(self) -> str | None:
         """Why this framework cannot run here, or None. Never imports the framework."""
-        module = self.package.replace("-cpu", "").replace("-", "_")
-        if importlib.util.find_spec(module) is None:
-            return f"{self.package} is not installed ({self.install_hint or 'pip install ' + self.package})"
+        missing = [m for m in self.modules if importlib.util.find_spec(m) is None]
+        if missing:
+            hint = self.install_hint or f"pip install {' '.join(missing)}"
+            return f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed ({hint})"
         return None
+
+    # -- the framework, imported once, and its snippets ---------------------------------------------
+    def namespace(self) -> dict[str, Any]:
+        """The names a snippet sees (``torch``, ``F``; ``tf``, ``keras``; ...), importing the framework
+        on first use (`setup`)."""
+        if self._namespace is None:
+            self._namespace = self.setup()
+        return self._namespace
+
+    @abstractmethod
+    def setup(self) -> dict[str, Any]:
+        """Import and configure the framework (quiet logs, float64 on, no whole-GPU allocation); return
+        the snippets' namespace. Called once per process."""
+
+    def compile(self, code: str) -> Callable[..., Any]:
+        """The snippet as a function of framework tensors ``(x, y, w) -> loss`` (one per code: a jit
+        cache keyed by the function then serves every shape and dtype)."""
+        if code not in self._functions:
+            self._functions[code] = make_function(code, self.namespace())
+        return self._functions[code]
+
+    def device(self, kind: str) -> str:
+        """The concrete device for a device kind: ``cpu``, or ``cuda:0`` for any framework's first GPU
+        (one name in every row, so the frameworks line up in the cross-framework matrix); raises
+        `Unavailable` with the reason where there is none."""
+        self.namespace()  # a framework that fails to import says so here, once
+        if kind == "cpu":
+            return "cpu"
+        if kind != "gpu":
+            raise Unavailable(f"Expected device kind in {{cpu, gpu}}. Received: {kind!r}")
+        reason = self.no_gpu()
+        if reason:
+            raise Unavailable(f"no GPU: {reason}")
+        return "cuda:0"
+
+    def no_gpu(self) -> str | None:
+        """Why the framework sees no GPU here (None: it sees one)."""
+        return f"{self.name} runs on the CPU only"
 
     def threads(self) -> int | None:
         """Intra-op threads the framework uses here (recorded in env.json), if it says."""
@@ -185,14 +249,6 @@ class Adapter(ABC):
         return inputs, False
 
     # -- framework hooks -------------------------------------------------------------------------
-    @abstractmethod
-    def device(self, kind: str) -> str:
-        """The concrete device (``cpu``, ``cuda:0``) for a device kind, or raise `Unavailable`."""
-
-    @abstractmethod
-    def compile(self, code: str) -> Callable[..., Any]:
-        """The snippet as a function of framework tensors ``(x, y, w) -> loss``."""
-
     @abstractmethod
     def evaluate(
         self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str

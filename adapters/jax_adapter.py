@@ -36,8 +36,6 @@ float16 and bfloat16 cases still compute in their dtype; `evaluate` raises if a 
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import os
 from collections.abc import Callable
 from typing import Any
@@ -203,38 +201,23 @@ APIS = (
 class JaxAdapter(Adapter):
     """JAX with optax's losses.
 
-    `package` is optax: every API under test is an optax function, and its release decides which exist
-    (safe_softmax_cross_entropy 0.2.3+, the ``where`` argument 0.2.4+) and their documented semantics;
-    optax pins the jax it supports. `versions()` gives jax and jaxlib's versions as well.
+    The version the rows record is optax's: every API under test is an optax function, and its release
+    decides which exist (safe_softmax_cross_entropy 0.2.3+, the ``where`` argument 0.2.4+) and their
+    documented semantics; optax pins the jax it supports. env.json records jax and jaxlib's as well.
     """
 
     name = "jax"
-    package = "optax"
+    modules = ("jax", "jaxlib", "optax")
+    distributions = ("optax",)
+    also = ("jax", "jaxlib")
     compile_bound = True  # every (recipe, shape, dtype) is an XLA compile of ~0.3 s here
     install_hint = "pip install -e '.[jax]' -c constraints.txt"
     apis = APIS
     classes_last = True
 
     def __init__(self) -> None:
-        self._modules: tuple[Any, Any, Any] | None = None
-        self._functions: dict[str, Callable[..., Any]] = {}  # recipe code -> function (stable for jit)
+        super().__init__()
         self._jitted: dict[Callable[..., Any], Callable[..., Any]] = {}  # function -> jitted value_and_grad
-
-    def versions(self) -> dict[str, str | None]:
-        """Versions of every distribution the rows depend on (for env.json)."""
-        out: dict[str, str | None] = {}
-        for dist in ("jax", "jaxlib", "optax"):
-            try:
-                out[dist] = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                out[dist] = None
-        return out
-
-    def unavailable(self) -> str | None:
-        missing = [m for m in ("jax", "jaxlib", "optax") if importlib.util.find_spec(m) is None]
-        if missing:
-            return f"{', '.join(missing)} not installed ({self.install_hint})"
-        return None
 
     def apis_for(self, spec: LossSpec) -> tuple[Api, ...]:
         apis = super().apis_for(spec)
@@ -243,41 +226,35 @@ class JaxAdapter(Adapter):
             apis = tuple(a for a in apis if a.name != SAFE)
         return apis
 
-    def _import(self) -> tuple[Any, Any, Any]:
-        """jax, jax.numpy and optax, configured once: no whole-GPU preallocation, float64 enabled."""
-        if self._modules is None:
-            os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # read at the first jax import
-            import jax
-            import jax.numpy as jnp
-            import optax
+    def setup(self) -> dict[str, Any]:
+        """jax, jax.numpy and optax, configured: no whole-GPU preallocation, float64 enabled."""
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # read at the first jax import
+        import jax
+        import jax.numpy as jnp
+        import optax
 
-            jax.config.update("jax_enable_x64", True)  # float64 cases; this worker's process only
-            self._modules = (jax, jnp, optax)
-        return self._modules
+        jax.config.update("jax_enable_x64", True)  # float64 cases; this worker's process only
+        return {"jax": jax, "jnp": jnp, "optax": optax}
+
+    def _import(self) -> tuple[Any, Any, Any]:
+        ns = self.namespace()
+        return ns["jax"], ns["jnp"], ns["optax"]
 
     # -- framework hooks -------------------------------------------------------------------------
     def isa(self, device: str) -> str | None:
         jax, _, _ = self._import()
         if device != "cpu":
-            return next((d.device_kind for d in jax.devices() if str(d) == device), None)
+            return jax.devices("gpu")[0].device_kind
         flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "isa" in f or "cpu" in f]
         return "XLA CPU: the host's features (LLVM)" + (f", {' '.join(flags)}" if flags else "")
 
-    def device(self, kind: str) -> str:
+    def no_gpu(self) -> str | None:
         jax, _, _ = self._import()
-        if kind == "cpu":
-            return "cpu"
         try:
-            gpus = jax.devices("gpu")
+            jax.devices("gpu")
         except RuntimeError as e:
-            raise Unavailable(f"no GPU: {str(e).splitlines()[0]}") from e
-        return str(gpus[0])  # e.g. cuda:0
-
-    def compile(self, code: str) -> Callable[..., Any]:
-        if code not in self._functions:
-            jax, jnp, optax = self._import()
-            self._functions[code] = make_function(code, {"jax": jax, "jnp": jnp, "optax": optax})
-        return self._functions[code]
+            return str(e).splitlines()[0]
+        return None
 
     def _value_and_grad(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """jit(value_and_grad) of `fn`, kept so that jit's own cache serves later shapes and dtypes."""

@@ -29,7 +29,7 @@ APIS = (
 
 class NumpyAdapter(Adapter):
     name = "numpy"
-    package = "numpy"
+    modules = distributions = ("numpy",)
     apis = APIS
 
     def isa(self, device: str) -> str | None:
@@ -40,10 +40,8 @@ class NumpyAdapter(Adapter):
         enabled = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
         return f"baseline {' '.join(__cpu_baseline__)}; dispatch {' '.join(enabled) or 'none'}"
 
-    def device(self, kind: str) -> str:
-        if kind != "cpu":
-            raise Unavailable("NumPy runs on the CPU only")
-        return "cpu"
+    def setup(self) -> dict[str, Any]:
+        return {"adapters": __import__("adapters.reference"), "Inputs": Inputs, "np": np}
 
     def compile(self, code: str) -> Callable[..., Any]:
         return reference.evaluate  # the snippet documents this call; gradients are analytic

@@ -37,7 +37,7 @@ Forms that do not cancel (the reference must be more accurate than what it judge
     (a[c] > r[c] >= 0): exact for a one-hot target as p[c] -> 1, where S p - a is 1 - 1 (tests check
     both against mpmath at 50 digits). Where a smoothed target and the prediction agree to many digits
     (p[c] ~ a[c] / S, neither 0 nor 1) the gradient is a difference of two nearly equal numbers: its
-    error stays ~eps (S p + a), the bound `harness.metrics` judges with.
+    error stays ~eps (S p + a), the bound `harness.judge.metrics` judges with.
 
 Error scales (`Evaluation.scale`, `Evaluation.grad_scale`): what the rounding error of a correct
 implementation in the evaluation's dtype grows with, per element, reduced as the loss is:

@@ -35,8 +35,6 @@ float64; half-precision inputs keep Keras' float32 loss, which also keeps sparse
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import os
 import re
 import sys
@@ -45,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import Adapter, Api, Recipe, Unavailable, make_function, py
+from adapters.base import Adapter, Api, Recipe, Unavailable, make_function, py, unsupported
 from cases.spec import Inputs, LossSpec, aligned
 
 DISTRIBUTIONS = ("tensorflow-cpu", "tensorflow", "tensorflow-macos", "tf-nightly")
@@ -75,6 +73,11 @@ def load_tensorflow() -> tuple[Any, Any]:
     return tf, keras
 
 
+def _tf_device(device: str) -> str:
+    """TensorFlow's name for a harness device (``cpu``, ``cuda:0``)."""
+    return "/CPU:0" if device == "cpu" else "/GPU:" + device.partition(":")[2]
+
+
 def _join(*lines: str | None) -> str:
     """The snippet's lines; ``l = X`` followed by ``loss = f(l)`` becomes ``loss = f(X)``."""
     kept = "\n".join(line for line in lines if line).split("\n")
@@ -83,10 +86,6 @@ def _join(*lines: str | None) -> str:
         if last and bool(last.group(1)) == bool(last.group(2)):
             kept[-2:] = [f"loss = {last.group(1) or ''}{kept[-2][4:]}{last.group(2) or ''}"]
     return "\n".join(kept)
-
-
-def _unsupported(why: str) -> tuple[Recipe, Recipe]:
-    return Recipe("native", None, why), Recipe("matched", None, why)
 
 
 # -- shared pieces -------------------------------------------------------------------------------
@@ -215,7 +214,7 @@ def _softmax_xent(spec: LossSpec) -> tuple[Recipe, Recipe]:
 def _sparse_xent(spec: LossSpec) -> tuple[Recipe, Recipe]:
     api = "tf.nn.sparse_softmax_cross_entropy_with_logits"
     if spec.target != "index":
-        return _unsupported(f"{api} takes class indices only")
+        return unsupported(f"{api} takes class indices only")
     call = f"{api}(labels=y, logits=x)"
     if spec.label_smoothing:
         native = Recipe("native", None, f"{api} has no label_smoothing argument")
@@ -318,9 +317,9 @@ def _categorical(spec: LossSpec) -> tuple[Recipe, Recipe]:
 def _sparse_categorical(spec: LossSpec) -> tuple[Recipe, Recipe]:
     api = "keras.losses.SparseCategoricalCrossentropy"
     if spec.target != "index":
-        return _unsupported(f"{api} takes class indices only")
+        return unsupported(f"{api} takes class indices only")
     if spec.label_smoothing:
-        return _unsupported(
+        return unsupported(
             f"{api} has no label_smoothing argument; smoothing needs every class: "
             "CategoricalCrossentropy(label_smoothing=...) on tf.one_hot(y, C)"
         )
@@ -396,25 +395,12 @@ APIS = (
 
 class TensorflowAdapter(Adapter):
     name = "tensorflow"
-    package = "tensorflow-cpu"
+    modules = ("tensorflow", "keras")
+    distributions = DISTRIBUTIONS
+    also = ("keras",)
     install_hint = "pip install -e '.[tensorflow]' -c constraints.txt"
     apis = APIS
     classes_last = True
-
-    def version(self) -> str | None:
-        """The installed TensorFlow distribution's version (tensorflow-cpu, tensorflow, ...)."""
-        for dist in DISTRIBUTIONS:
-            try:
-                return importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        return None
-
-    def unavailable(self) -> str | None:
-        for module in ("tensorflow", "keras"):
-            if importlib.util.find_spec(module) is None:
-                return f"{module} is not installed ({self.install_hint})"
-        return None
 
     def isa(self, device: str) -> str | None:
         tf, _ = load_tensorflow()
@@ -430,19 +416,13 @@ class TensorflowAdapter(Adapter):
         limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
         return f"{onednn} (kernels pick their ISA at run time{', ONEDNN_MAX_CPU_ISA=' + limit if limit else ''})"
 
-    def device(self, kind: str) -> str:
-        tf, _ = load_tensorflow()
-        if kind == "cpu":
-            return "cpu"
-        if kind != "gpu":
-            raise Unavailable(f"unknown device kind {kind!r}")
-        if not tf.config.list_physical_devices("GPU"):
-            raise Unavailable("no GPU: tf.config.list_physical_devices('GPU') is empty")
-        return "gpu:0"
-
-    def compile(self, code: str) -> Callable[..., Any]:
+    def setup(self) -> dict[str, Any]:
         tf, keras = load_tensorflow()
-        return make_function(code, {"tf": tf, "keras": keras})
+        return {"tf": tf, "keras": keras}
+
+    def no_gpu(self) -> str | None:
+        tf = self.namespace()["tf"]
+        return None if tf.config.list_physical_devices("GPU") else "tf.config.list_physical_devices('GPU') is empty"
 
     def _stage(self, spec: LossSpec, inputs: Inputs, dtype: str, device: str) -> tuple[Any, Any, Any]:
         """x, y, w as TensorFlow tensors on `device`."""
@@ -458,7 +438,7 @@ class TensorflowAdapter(Adapter):
             shared = aligned(a, np.float32 if tdt == tf.bfloat16 else tdt.as_numpy_dtype)
             return tf.cast(tf.experimental.dlpack.from_dlpack(shared.__dlpack__()), tdt)
 
-        with tf.device(device):
+        with tf.device(_tf_device(device)):
             x = tensor(inputs.x)
             y = tf.constant(inputs.target, tf.int64) if spec.target == "index" else tensor(inputs.target)
             w = None if inputs.weight is None else tf.cast(tf.constant(inputs.weight, tf.float64), tdt)
@@ -469,7 +449,7 @@ class TensorflowAdapter(Adapter):
     ) -> tuple[np.ndarray, np.ndarray]:
         tf, _ = load_tensorflow()
         x, y, w = self._stage(spec, inputs, dtype, device)
-        with tf.device(device):
+        with tf.device(_tf_device(device)):
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 loss = fn(x, y, w)
@@ -482,7 +462,7 @@ class TensorflowAdapter(Adapter):
         self, code: str, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str, pass_: str
     ) -> tuple[Callable[[], Any], Callable[[Any], None]]:
         tf, _ = load_tensorflow()
-        fn = self.compile(code)
+        fn = make_function(code, self.namespace())  # a fresh function: a compiler cache keyed by it starts empty
         x, y, w = self._stage(spec, inputs, dtype, device)
         if pass_ == "forward":
 
@@ -500,21 +480,21 @@ class TensorflowAdapter(Adapter):
             step = tf.function(step, jit_compile=True)
 
         def call() -> Any:
-            with tf.device(device):
+            with tf.device(_tf_device(device)):
                 return step()
 
         sync_devices = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
-        if device.startswith("gpu") and sync_devices is not None:
+        if device != "cpu" and sync_devices is not None:
             return call, lambda result: sync_devices()
         return call, lambda result: None  # CPU ops have finished when they return
 
     def bandwidth_gbps(self, device: str) -> float | None:
         tf, _ = load_tensorflow()
-        if not device.startswith("gpu"):
+        if device == "cpu":
             return None
         import time
 
-        with tf.device(device):
+        with tf.device(_tf_device(device)):
             src = tf.ones([2**28 // 4])
             best = float("inf")
             for _ in range(5):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import Adapter, Api, Code, Recipe, Unavailable, kwargs_code, make_function
+from adapters.base import Adapter, Api, Code, Recipe, kwargs_code, make_function, unsupported
 from cases.spec import Inputs, LossSpec
 
 W = Code("w")
@@ -47,11 +47,9 @@ def _cross_entropy(spec: LossSpec) -> tuple[Recipe, Recipe]:
 
 def _nll_loss(spec: LossSpec) -> tuple[Recipe, Recipe]:
     if spec.target != "index":
-        why = "nll_loss takes class indices only"
-        return Recipe("native", None, why), Recipe("matched", None, why)
+        return unsupported("nll_loss takes class indices only")
     if spec.label_smoothing:
-        why = "nll_loss has no label_smoothing argument"
-        return Recipe("native", None, why), Recipe("matched", None, why)
+        return unsupported("nll_loss has no label_smoothing argument")
     code = _nll(spec, "x")
     return Recipe("native", code), Recipe("matched", code)
 
@@ -77,8 +75,7 @@ def _bce_with_logits(spec: LossSpec) -> tuple[Recipe, Recipe]:
 
 def _bce(spec: LossSpec) -> tuple[Recipe, Recipe]:
     if spec.weighted:
-        why = "binary_cross_entropy has a per-element weight but no pos_weight"
-        return Recipe("native", None, why), Recipe("matched", None, why)
+        return unsupported("binary_cross_entropy has a per-element weight but no pos_weight")
     call = f"loss = F.binary_cross_entropy(x, y, reduction={spec.reduction!r})"
     native = (
         Recipe("native", call)
@@ -110,18 +107,17 @@ APIS = (
 
 class TorchAdapter(Adapter):
     name = "torch"
-    package = "torch"
+    modules = distributions = ("torch",)
     install_hint = "pip install -e '.[torch]' -c constraints.txt"
     apis = APIS
 
-    def device(self, kind: str) -> str:
+    def setup(self) -> dict[str, Any]:
         import torch
 
-        if kind == "cpu":
-            return "cpu"
-        if not torch.cuda.is_available():
-            raise Unavailable("no GPU: torch.cuda.is_available() is False")
-        return f"cuda:{torch.cuda.current_device()}"
+        return {"torch": torch, "F": torch.nn.functional}
+
+    def no_gpu(self) -> str | None:
+        return None if self.namespace()["torch"].cuda.is_available() else "torch.cuda.is_available() is False"
 
     def threads(self) -> int | None:
         import torch
@@ -135,11 +131,6 @@ class TorchAdapter(Adapter):
             major, minor = torch.cuda.get_device_capability(device)
             return f"{torch.cuda.get_device_name(device)} (sm_{major}{minor})"
         return f"torch.backends.cpu.get_cpu_capability() = {torch.backends.cpu.get_cpu_capability()}"
-
-    def compile(self, code: str) -> Callable[..., Any]:
-        import torch
-
-        return make_function(code, {"torch": torch, "F": torch.nn.functional})
 
     def _stage(self, spec: LossSpec, inputs: Inputs, dtype: str, device: str, grad: bool) -> tuple[Any, Any, Any]:
         import torch
@@ -174,7 +165,7 @@ class TorchAdapter(Adapter):
     ) -> tuple[Callable[[], Any], Callable[[Any], None]]:
         import torch
 
-        fn = self.compile(code)
+        fn = make_function(code, self.namespace())  # a fresh function: a compiler cache keyed by it starts empty
         if mode == "compiled":
             # static shapes, as a fresh process compiling this one case gets: every snippet is `_loss` in
             # `<recipe>`, and dynamo's automatic-dynamic memory (keyed by that name) would otherwise

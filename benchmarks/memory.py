@@ -52,9 +52,8 @@ sys.path.insert(0, str(ROOT))
 from cases.generator import default_cases  # noqa: E402
 from cases.names import ITEMSIZE  # noqa: E402
 from cases.spec import Case  # noqa: E402
-from harness.rows import accuracy_row  # noqa: E402
-from harness.runner import reference_cache  # noqa: E402
-from harness.worker import Worker  # noqa: E402
+from harness.judge.rows import accuracy_row, reference_cache  # noqa: E402
+from harness.runner.worker import Worker  # noqa: E402
 
 
 def status_kb(pid: int | str, field: str) -> int:

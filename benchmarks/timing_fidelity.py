@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cases.generator import timing_cases
-from harness.timing import BUDGET_S, measure
+from harness.runner.timing import BUDGET_S, measure
 
 PASSES = ("forward", "forward_backward")
 ROUNDS = 15  # per-round ratios scatter by +-20% on a 2-core VM; the median of 15 settles within a few %

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cases.spec import Inputs
+from cases.arrays import Inputs
 
 if TYPE_CHECKING:
     from cases.spec import Case

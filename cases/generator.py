@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Iterator, Sequence
 
 from cases.documented import documented_cases
@@ -94,7 +95,7 @@ def default_cases(kinds: Iterable[str] = KINDS, dtypes: Iterable[str] = DTYPES, 
 
 def with_float64(cases: Sequence[Case]) -> list[Case]:
     """`cases` and, after them, the float64 case of each configuration that lacks one: the semantics of a
-    recipe are decided where rounding cannot hide them (harness/semantics.py), at every dtype alike."""
+    recipe are decided where rounding cannot hide them (harness/judge/semantics.py), at every dtype alike."""
     have = {c.id for c in cases}
     extra = [dataclasses.replace(c, dtype="float64") for c in cases if c.dtype != "float64"]
     extra = list({c.id: c for c in extra if c.id not in have}.values())
@@ -104,6 +105,21 @@ def with_float64(cases: Sequence[Case]) -> list[Case]:
 # Timing cases: the common configuration (logits, class indices, mean) at a classifier's size, a
 # large-vocabulary size and a segmentation-like K-dim size.
 TIMING_SHAPES = ((256, 1000), (4096, 32000), (16, 21, 64, 64))
+
+
+TIMING_LEVELS = ("off", "default", "full")
+CPU_DEFAULT_MAX_ELEMENTS = 10_000_000  # ~1 s a call here: 8 APIs x 4 modes/passes would not fit in a default run
+
+
+def timing_plan(level: str, seed: int = 0) -> dict[str, list[Case]]:
+    """The cases each device kind times at a `--timing` level: float32 everywhere, bfloat16 too on GPUs
+    (the dtype large vocabularies train in there); the default leaves the CPU's largest case out."""
+    if level == "off":
+        return {"cpu": [], "gpu": []}
+    cpu = timing_cases(("float32",), seed)
+    if level == "default":
+        cpu = [c for c in cpu if math.prod(c.shape) <= CPU_DEFAULT_MAX_ELEMENTS]
+    return {"cpu": cpu, "gpu": timing_cases(("float32", "bfloat16"), seed)}
 
 
 def timing_cases(dtypes: Iterable[str] = ("float32",), seed: int = 0) -> list[Case]:

@@ -15,9 +15,7 @@ REDUCTIONS = ("none", "sum", "mean")
 KINDS = ("binary", "multiclass", "soft", "smoothed", "edge", "documented")
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEVICES = ("cpu", "gpu")
-FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 RECIPES = ("native", "matched")
-DISPLAY = {"numpy": "NumPy", "torch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX/optax"}  # for prose
 OUTCOMES = ("ok", "mismatch", "nonfinite", "raised", "unsupported", "crashed", "timeout")
 
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
@@ -25,13 +23,7 @@ ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 # Short dtype tags for case ids (multiclass-n64-c10-f32-...).
 DTYPE_TAGS = {"float64": "f64", "float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 
-ALIASES: Mapping[str, str] = {
-    "np": "numpy",
-    "reference": "numpy",
-    "pytorch": "torch",
-    "tf": "tensorflow",
-    "keras": "tensorflow",
-    "optax": "jax",
+ALIASES: Mapping[str, str] = {  # framework aliases live with the frameworks (adapters/registry.py)
     "f64": "float64",
     "f32": "float32",
     "f16": "float16",
@@ -45,21 +37,23 @@ class UsageError(ValueError):
     """A bad name, option or input file: reported as one line, exit code 2."""
 
 
-def choose(value: str, valid: Iterable[str], what: str) -> str:
-    """Return the canonical name for `value` (aliases accepted) or raise a one-line UsageError.
+def choose(value: str, valid: Iterable[str], what: str, aliases: Mapping[str, str] = ALIASES) -> str:
+    """Return the canonical name for `value` (`aliases` accepted) or raise a one-line UsageError.
 
-    >>> choose("tf", FRAMEWORKS, "framework")
-    'tensorflow'
+    >>> choose("bf16", DTYPES, "dtype")
+    'bfloat16'
     """
     valid = tuple(valid)
     name = value.strip().lower()
-    name = ALIASES.get(name, name)
+    name = aliases.get(name, name)
     if name not in valid:
         raise UsageError(f"Expected {what} in {{{', '.join(valid)}}}. Received: {what}={value!r}")
     return name
 
 
-def choose_many(values: str | Iterable[str], valid: Iterable[str], what: str) -> tuple[str, ...]:
+def choose_many(
+    values: str | Iterable[str], valid: Iterable[str], what: str, aliases: Mapping[str, str] = ALIASES
+) -> tuple[str, ...]:
     """Parse a comma-separated list (or an iterable) of names; `all` selects every valid name."""
     valid = tuple(valid)
     items = values.split(",") if isinstance(values, str) else list(values)
@@ -68,5 +62,5 @@ def choose_many(values: str | Iterable[str], valid: Iterable[str], what: str) ->
         raise UsageError(f"Expected at least one {what} from {{{', '.join(valid)}}}. Received: ''")
     if [i.lower() for i in items] == ["all"]:
         return valid
-    chosen = [choose(i, valid, what) for i in items]
+    chosen = [choose(i, valid, what, aliases) for i in items]
     return tuple(dict.fromkeys(chosen))  # de-duplicated, order kept

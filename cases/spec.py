@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
-
+from cases.arrays import ALIGN_BYTES, Inputs, aligned, quantize
+from cases.data import make
 from cases.names import DTYPE_TAGS, DTYPES, FAMILIES, INPUTS, KINDS, REDUCTIONS, TARGETS, UsageError, choose
+
+__all__ = ["ALIGN_BYTES", "Case", "Inputs", "LossSpec", "aligned", "quantize"]
 
 
 @dataclass(frozen=True)
@@ -72,20 +73,6 @@ class LossSpec:
         return "-".join(parts)
 
 
-@dataclass(frozen=True, eq=False)
-class Inputs:
-    """Arrays of one case, as float64 NumPy (values already representable in the case dtype); x and
-    float targets are C-ordered at 64-byte aligned addresses (`aligned`).
-
-    ``x``: (N, C) or (N, C, d1..dk). ``target``: int64 (N, d1..dk) for index targets, float64 of x's
-    shape for prob targets. ``weight``: float64 (C,) or None.
-    """
-
-    x: np.ndarray
-    target: np.ndarray
-    weight: np.ndarray | None = None
-
-
 @dataclass(frozen=True)
 class Case:
     """One loss spec on one concrete input, with a stable readable id.
@@ -141,59 +128,9 @@ class Case:
 
     def inputs(self) -> Inputs:
         """The case's arrays, quantised to its dtype and held as float64."""
-        if self.data is not None:
-            raw = self.data
-        else:
-            from cases.data import make  # the data makers need Case; imported here to avoid a cycle
-
-            raw = make(self)
+        raw = self.data if self.data is not None else make(self)
         return Inputs(
             x=aligned(quantize(raw.x, self.dtype)),
             target=raw.target if self.spec.target == "index" else aligned(quantize(raw.target, self.dtype)),
             weight=None if raw.weight is None else quantize(raw.weight, self.dtype),
         )
-
-
-ALIGN_BYTES = 64  # Eigen's largest alignment: TensorFlow's DLPack import requires it (and aborts without)
-
-
-def aligned(a: np.ndarray, dtype: np.dtype[Any] | type | None = None) -> np.ndarray:
-    """`a`, as `dtype` (default its own), C-ordered at a 64-byte aligned address: `a` itself when it
-    already is, else a copy (`dtype` must hold a's values exactly: the cast is unchecked).
-
-    A framework can then use the array's memory as it is (TensorFlow through DLPack) where its own
-    conversion would copy it: NumPy aligns large arrays to 16 bytes only.
-    """
-    dtype = np.dtype(a.dtype if dtype is None else dtype)
-    if a.dtype == dtype and a.flags.c_contiguous and a.ctypes.data % ALIGN_BYTES == 0:
-        return a
-    nbytes = a.size * dtype.itemsize
-    raw = np.empty(nbytes + ALIGN_BYTES, np.uint8)
-    start = -raw.ctypes.data % ALIGN_BYTES
-    out = raw[start : start + nbytes].view(dtype).reshape(a.shape)
-    np.copyto(out, a, casting="unsafe")
-    return out
-
-
-def quantize(a: np.ndarray, dtype: str) -> np.ndarray:
-    """Round `a` to the nearest value of `dtype` (ties to even) and return it as float64 (`a` itself
-    for float64; otherwise a new array, `aligned`).
-
-    The reference is evaluated on these rounded values, so a framework's error is its own
-    computation's, not the rounding of its inputs. bfloat16 is done by hand (round the float32 bit
-    pattern to its upper 16 bits) so that NumPy alone suffices.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    if dtype == "float64":
-        return a  # already float64: nothing to round (and no copy of a large case)
-    if dtype in ("float32", "float16"):
-        with np.errstate(over="ignore"):  # out of range rounds to inf, as the framework would
-            return aligned(a.astype(dtype), np.float64)  # the float64 copy made anyway, made aligned
-    if dtype == "bfloat16":
-        f = a.astype(np.float32)
-        u = f.view(np.uint32).astype(np.uint64)
-        finite = np.isfinite(f)
-        rounded = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
-        u = np.where(finite, rounded, u & 0xFFFF0000).astype(np.uint32)
-        return aligned(u.view(np.float32), np.float64)
-    raise UsageError(f"Expected dtype in {{{', '.join(DTYPES)}}}. Received: dtype={dtype!r}")

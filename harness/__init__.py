@@ -1,15 +1,22 @@
-"""Cross-entropy comparison harness: `python -m harness run`, `check`, `list`."""
+"""Cross-entropy comparison harness.
+
+From Python, the same entry points as the command line (`python -m harness run | check | report |
+compare | list`): `harness.run`, `harness.check`, `harness.report`, `harness.compare`, `harness.catalog`.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "check"]
+_API = {"run": "harness.api.run", "check": "harness.api.check", "report": "harness.api.report",
+        "compare": "harness.api.report", "catalog": "harness.api.report"}  # fmt: skip
+__all__ = ["__version__", *_API]
 
 
-def __getattr__(name: str):  # harness.check without importing pandas on `import harness`
-    if name == "check":
-        from harness.check_tensors import check
-
-        return check
-    raise AttributeError(name)
+def __getattr__(name: str) -> Any:  # the API without importing pandas and the rest on `import harness`
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")

@@ -7,22 +7,15 @@ code 2 (a traceback only with --debug).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import math
 import os
-import secrets
-import signal
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from cases.names import DEVICES, DTYPES, FRAMEWORKS, KINDS, REDUCTIONS, UsageError, choose, choose_many
-from harness.timing import BUDGET_S
-
-DEFAULT_RUNS = Path("reports") / "runs"
-TIMING_LEVELS = ("off", "default", "full")
-CPU_DEFAULT_MAX_ELEMENTS = 10_000_000  # ~1 s a call here: 8 APIs x 4 modes/passes would not fit in a default run
+from adapters.registry import FRAMEWORKS
+from cases.names import DTYPES, KINDS, REDUCTIONS, UsageError
+from harness.runner.timing import BUDGET_S
 
 
 class Parser(argparse.ArgumentParser):
@@ -102,157 +95,32 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def new_run_id(seed: int) -> str:
-    now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{now}-s{seed}-{secrets.token_hex(2)}"
-
-
-def _raise_interrupt(signum: int, frame: Any) -> NoReturn:
-    raise KeyboardInterrupt
-
-
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from cases.generator import default_cases, timing_cases, with_float64
-    from harness.env import environment
-    from harness.html_report import render_html
-    from harness.merge import parse_shard, shard_cases
-    from harness.runner import (
-        RunOptions,
-        accuracy_frame,
-        device_kind,
-        row_key,
-        run_accuracy,
-        run_timing,
-        spawn_timing_workers,
-        timing_frame,
-    )
-    from harness.store import RunStore
-    from harness.summary import new_difference_count, outcome_counts, render
+    from harness.api.run import run
+    from harness.render.summary import outcome_counts
 
-    if args.resume is not None:
-        if not (args.resume / "options.json").is_file():
-            raise UsageError(f"Expected a run directory with options.json. Received: --resume={str(args.resume)!r}")
-        store = RunStore(args.resume)
-        saved = store.read_json("options.json")
-        run_id, sel = saved["run_id"], saved
-    else:
-        sel = {
-            "frameworks": choose_many(args.frameworks, FRAMEWORKS, "framework"),
-            "devices": choose_many(args.devices, DEVICES, "device"),
-            "kinds": choose_many(args.kinds, KINDS, "kind"),
-            "dtypes": choose_many(args.dtypes, DTYPES, "dtype"),
-            "seed": args.seed,
-            "shard": list(parse_shard(args.shard)) if args.shard else None,  # kept for --resume
-        }
-        sel["timing"] = choose(args.timing, TIMING_LEVELS, "timing")
-        if (
-            args.case_timeout <= 0
-            or args.jobs < 1
-            or args.timing_budget < 0
-            or (args.threads is not None and args.threads < 1)
-        ):
-            got = f"--case-timeout={args.case_timeout:g} --jobs={args.jobs} --timing-budget={args.timing_budget:g}"
-            got += f" --threads={args.threads}"
-            raise UsageError(
-                f"Expected --case-timeout > 0, --jobs >= 1, --timing-budget >= 0, --threads >= 1. Received: {got}"
-            )
-        run_id = new_run_id(args.seed)
-        store = RunStore.create(args.out or DEFAULT_RUNS / run_id)
-        store.write_json("options.json", {"run_id": run_id, **sel, "argv": argv})
-
-    cases = default_cases(sel["kinds"], sel["dtypes"], sel["seed"])
-    if sel.get("shard"):
-        cases = shard_cases(cases, *sel["shard"])
-    deciding = len(with_float64(cases)) - len(cases)
-    cases = with_float64(cases)  # float64 decides every configuration's semantics
-    options = RunOptions(
-        frameworks=tuple(sel["frameworks"]), devices=tuple(sel["devices"]), case_timeout=args.case_timeout,
-        jobs=args.jobs, debug=args.debug, quiet=args.quiet, verbose=args.verbose,
-        threads=args.threads or os.cpu_count(), timing_budget_s=args.timing_budget,
+    result = run(
+        args.frameworks, args.kinds, args.dtypes, args.devices, seed=args.seed, out=args.out, resume=args.resume,
+        timing=args.timing, timing_budget=args.timing_budget, case_timeout=args.case_timeout, jobs=args.jobs,
+        threads=args.threads, shard=args.shard, quiet=args.quiet, verbose=args.verbose, debug=args.debug,
+        command=" ".join(["python -m harness", *argv]),
     )  # fmt: skip
-    done = store.rows()
-    skip = frozenset(row_key(r[0]) for r in done if r)
-
-    def sink(rows: list[dict[str, Any]]) -> None:
-        if rows:
-            store.append([rows])  # one line per (case, framework, device): a kill never splits a case
-
-    if not args.quiet:
-        extra = f" ({deciding} of them float64, to decide semantics)" if deciding else ""
-        print(f"{len(cases)} cases{extra} x {len(options.frameworks)} frameworks x {len(options.devices)} device kinds"
-              f"{f' (resuming: {len(skip)} done)' if skip else ''} -> {store.path}", file=sys.stderr)  # fmt: skip
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    partial = False
-    info: dict[str, Any] = {}
-    timing_info: dict[str, Any] = {}
-    # float32 everywhere; bfloat16 too on GPUs (the dtype people train large vocabularies in there)
-    level = sel.get("timing", "default")
-    cpu_cases = timing_cases(("float32",), sel["seed"])
-    if level == "default":
-        cpu_cases = [c for c in cpu_cases if math.prod(c.shape) <= CPU_DEFAULT_MAX_ELEMENTS]
-    timed = {"cpu": cpu_cases, "gpu": timing_cases(("float32", "bfloat16"), sel["seed"])}
-    if sel.get("shard"):
-        timed = {k: shard_cases(v, *sel["shard"]) for k, v in timed.items()}
-    timed_done = frozenset(
-        (k["case_id"], k["framework"], device_kind(k["device"]))
-        for k in (line["key"] for line in store.rows(store.TIMING))
-    )
-    # timing workers import and warm up while the accuracy pass runs (its numbers do not depend on
-    # the load; timings do, and are taken after it, one framework at a time)
-    early = spawn_timing_workers(timed, options, timed_done) if level != "off" else {}
-    try:
-        info = run_accuracy(cases, options, run_id, sink, skip)
-        if level != "off":
-            timing_info = run_timing(
-                timed, options, run_id, lambda lines: store.append(lines, store.TIMING), timed_done, early
-            )
-    except KeyboardInterrupt:
-        partial = True
-        print("\ninterrupted: writing what finished; complete it with "
-              f"`python -m harness run --resume {store.path}`", file=sys.stderr)  # fmt: skip
-    finally:
-        for worker in early.values():  # run_timing stops those it reached
-            worker.kill()
-    if store.path.joinpath("env.json").exists():  # a resumed run keeps the versions it started with
-        old = store.read_json("env.json").get("frameworks", {})
-        info = {**old, **{k: {**old.get(k, {}), **v} for k, v in info.items()}}
-    rows = [row for line in store.rows() for row in line]
-    df = accuracy_frame(rows, cases)
-    tdf = timing_frame([row for line in store.rows(store.TIMING) for row in line["rows"]])
-    env = {"run_id": run_id, **environment(argv, info), "partial": partial, "timing": timing_info}
-    store.write_table("accuracy", df)
-    if level == "default" and "cpu" in options.devices:
-        timing_info.setdefault("not_timed", {})["cpu: larger cases"] = (
-            f"cases over {CPU_DEFAULT_MAX_ELEMENTS:,} elements are timed on CPU with --timing full"
-        )
-    if len(tdf) or level != "off":
-        store.write_table("timing", tdf)
-    store.write_json("env.json", env)
-    summary = render(df, env, cases, partial=partial, timing=tdf)
-    store.write_text("summary.md", summary)
-    store.write_text("report.html", render_html(df, tdf, env, summary))
-
-    counts = outcome_counts(df)
+    counts = outcome_counts(result.accuracy)
     counts["api"] = counts["api"].str.split(".").str[-1]
     print(counts.to_string(index=False))
-    print(
-        f"\nwrote {store.path}/ (accuracy, timing, env.json, summary.md, report.html): "
-        f"{len(df)} accuracy rows, {len(tdf)} timings"
-    )
-    new = new_difference_count(df)
-    if new:
-        print(
-            f"{new} rows differ for reasons the known-differences registry does not list "
-            "(summary.md, 'New differences')"
-        )
-    if partial:
+    print(f"\nwrote {result.path}/ (accuracy, timing, env.json, summary.md, report.html): "
+          f"{len(result.accuracy)} accuracy rows, {len(result.timing)} timings")  # fmt: skip
+    if result.new_differences:
+        print(f"{result.new_differences} rows differ for reasons the known-differences registry does not list "
+              "(summary.md, 'New differences')")  # fmt: skip
+    if result.partial:
         return 130
-    return 1 if (args.strict and new) else 0
+    return 1 if (args.strict and result.new_differences) else 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from harness.check_tensors import check, load_npz, make_case
-    from harness.explain import claim_tolerance, explain_claim
+    from harness.api.check import check, load_npz, make_case
+    from harness.judge.claims import claim_tolerance, explain_claim
 
     arrays = load_npz(args.npz)
     if args.claimed is not None:
@@ -280,64 +148,31 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"case {case_id}: exact value {g['ref_value'].iloc[0]:.17g}")
         print(show.to_string(index=False, max_colwidth=70) + "\n")
     if args.to_fw:
-        from harness.porting import porting_section
+        from harness.render.porting import porting_section
 
         print("\n" + porting_section(df, args.from_fw or "torch", args.to_fw))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.html_report import write_html
-    from harness.merge import load_run, write_merged
-    from harness.porting import porting_guide
-    from harness.store import atomic_write
+    from harness.api.report import report
 
-    if len(args.runs) > 1 and args.out is None:
-        raise UsageError(f"Expected --out DIR to merge {len(args.runs)} runs. Received: no --out")
-    path = write_merged(args.runs, args.out) if args.out is not None else write_html(args.runs[0])
-    print(f"wrote {path}")
-    if args.publish is not None:
-        atomic_write(args.publish, (path.parent / "summary.md").read_bytes())
-        print(f"wrote {args.publish}")
-    if args.porting is not None:
-        run = load_run(path.parent)
-        atomic_write(args.porting, porting_guide(run.accuracy, run.env).encode())
-        print(f"wrote {args.porting}")
+    for path in report(args.runs, args.out, args.publish, args.porting):
+        print(f"wrote {path}")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import compare_runs
-    from harness.summary import NOT_OK_LISTED
+    from harness.api.report import compare
 
-    print(compare_runs(args.run_a, args.run_b, None if args.verbose else NOT_OK_LISTED), end="")
+    print(compare(args.run_a, args.run_b, args.verbose), end="")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from adapters import registry
-    from cases.generator import default_cases
+    from harness.api.report import catalog
 
-    cases = default_cases(choose_many(args.kinds, KINDS, "kind"), choose_many(args.dtypes, DTYPES, "dtype"))
-    adapters = [registry.load(f) for f in FRAMEWORKS]
-    if args.what in ("all", "frameworks"):
-        print("frameworks:")
-        for a in adapters:
-            why = a.unavailable()
-            print(f"  {a.name:<11} {a.version() or '-':<14} {'unavailable: ' + why if why else 'available'}")
-    if args.what in ("all", "apis"):
-        print("apis (rows per case set: native supported / matched supported / cases):")
-        for a in adapters:
-            for api in a.apis:
-                mine = [c for c in cases if api.supports(c.spec)]
-                recs = [api.recipes(c.spec) for c in mine]
-                nat = sum(r[0].code is not None for r in recs)
-                mat = sum(r[1].code is not None for r in recs)
-                print(f"  {a.name:<11} {api.name:<62} {nat:>4} / {mat:>4} / {len(mine):>4}")
-    if args.what in ("all", "cases"):
-        print(f"cases ({len(cases)}):")
-        for c in cases:
-            print(f"  {c.id:<58} {c.kind:<11} {c.shape_str}")
+    print(catalog(args.what, args.kinds, args.dtypes))
     return 0
 
 

@@ -20,8 +20,8 @@ from adapters.base import make_function
 from adapters.jax_adapter import ADAPTER, INTEGER, SAFE, SIGMOID, SOFTMAX
 from cases.generator import default_cases
 from cases.spec import Case, Inputs, LossSpec
-from harness.metrics import compare, first
-from harness.tolerances import tolerance
+from harness.judge.metrics import compare, first
+from harness.judge.tolerances import tolerance
 
 pytest.importorskip("jax", reason="jax is not installed (pip install -e '.[jax]')")
 pytest.importorskip("optax", reason="optax is not installed (pip install -e '.[jax]')")

@@ -24,8 +24,8 @@ from adapters.base import Unavailable
 from adapters.tensorflow_adapter import ADAPTER, load_tensorflow
 from cases.generator import default_cases
 from cases.spec import Case, Inputs, LossSpec, quantize
-from harness import metrics
-from harness.tolerances import tolerance
+from harness.judge import metrics
+from harness.judge.tolerances import tolerance
 
 if ADAPTER.unavailable() is None:
     load_tensorflow()  # the adapter's own import: TensorFlow's logs off before importorskip touches it

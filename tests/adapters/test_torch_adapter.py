@@ -9,7 +9,7 @@ pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.
 from adapters.reference import evaluate
 from adapters.torch_adapter import ADAPTER
 from cases.generator import default_cases
-from harness.rows import accuracy_row
+from harness.judge.rows import accuracy_row
 
 CASES = default_cases()
 

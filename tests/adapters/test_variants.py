@@ -13,8 +13,8 @@ from adapters import variants as V
 from adapters.reference import Evaluation, evaluate
 from cases.generator import default_cases
 from cases.spec import Case, Inputs, LossSpec
-from harness.metrics import compare
-from harness.tolerances import tolerance
+from harness.judge.metrics import compare
+from harness.judge.tolerances import tolerance
 
 CASES = {c.id: c for c in default_cases(dtypes=("float64", "float32", "float16"))}
 

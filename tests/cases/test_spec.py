@@ -32,8 +32,8 @@ def test_spec_rejects_bad_fields_with_one_line(kwargs: dict, message: str) -> No
 
 
 def test_names_accept_aliases_and_list_valid_ones() -> None:
-    assert choose_many("pytorch,tf,optax,np", ("numpy", "torch", "tensorflow", "jax"), "framework") == (
-        "torch", "tensorflow", "jax", "numpy",
+    assert choose_many("f32,bf16,half", ("float64", "float32", "float16", "bfloat16"), "dtype") == (
+        "float32", "bfloat16", "float16",
     )  # fmt: skip
     with pytest.raises(UsageError, match=r"Expected framework in \{numpy, torch\}. Received: framework='pytorc'"):
         choose("pytorc", ("numpy", "torch"), "framework")

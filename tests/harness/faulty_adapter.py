@@ -22,14 +22,15 @@ CODE = "loss = reference(x, y, w)"
 
 
 class Faulty(Adapter):
-    package = "numpy"
+    modules = distributions = ("numpy",)
     apis = (Api("faulty.loss", lambda s: True, lambda s: (Recipe("native", CODE), Recipe("matched", None, "none"))),)
 
     def __init__(self, name: str, fault: Callable[[], None]) -> None:
+        super().__init__()
         self.name, self.fault = name, fault
 
-    def device(self, kind: str) -> str:
-        return "cpu"
+    def setup(self) -> dict[str, Any]:
+        return {}
 
     def compile(self, code: str) -> Callable[..., Any]:
         return reference.evaluate

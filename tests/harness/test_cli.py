@@ -49,7 +49,7 @@ def test_run_writes_every_file(documented_run: Path) -> None:
 
 
 def test_accuracy_frame_follows_the_schema(documented_run: Path) -> None:
-    from harness.rows import ACCURACY_COLUMNS
+    from harness.judge.rows import ACCURACY_COLUMNS
 
     df = pd.read_parquet(documented_run / "accuracy.parquet")
     assert tuple(df.columns) == ACCURACY_COLUMNS

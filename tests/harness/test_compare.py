@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.compare import changes, compare_runs
-from harness.merge import load_run
+from harness.render.compare import changes, compare_runs
+from harness.render.load import load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,18 +16,12 @@ from adapters.variants import BY_NAME, SEMANTIC, evaluate_variants
 from cases.documented import documented_cases
 from cases.generator import default_cases
 from cases.spec import Case, Inputs, LossSpec
-from harness.explain import (
-    MEMO_MAX_ELEMENTS,
-    claim_tolerance,
-    combo_name,
-    explain,
-    explain_claim,
-    is_known,
-    known_differences,
-)
-from harness.metrics import compare
-from harness.summary import new_difference_count
-from harness.tolerances import tolerance
+from harness.judge.claims import claim_tolerance, explain_claim
+from harness.judge.explain import MEMO_MAX_ELEMENTS, combo_name, explain
+from harness.judge.metrics import compare
+from harness.judge.registry import is_known, known_differences
+from harness.judge.tolerances import tolerance
+from harness.render.summary import new_difference_count
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = {c.name: c for c in documented_cases(("float64",))}

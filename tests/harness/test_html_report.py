@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.html_report import md_to_html, ramp, render_html, roofline_s, timing_charts, write_html
-from harness.summary import fmt, md_table
+from harness.render.html import md_to_html, ramp, render_html, roofline_s, timing_charts, write_html
+from harness.render.markdown import fmt, md_table
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and os.path.exists(p)), None)
@@ -158,7 +158,7 @@ def test_report_has_tables_plots_and_environment(timed_run: Path) -> None:
     assert len(page.all("svg")) == 2, "one chart per timing case"
     ids = {a.get("id") for _, a in page.tags}
     for section in ("error-heatmaps", "timing-charts", "outcomes", "discrepancies-matched-recipes",
-                    "documented-examples-shared-seeds", "environment"):  # fmt: skip
+                    "documented-examples-the-seed-articles", "environment"):  # fmt: skip
         assert section in ids, section
     assert len(page.all("table")) >= 6
     for value in (env["run_id"], env["cpu"], env["frameworks"]["torch"]["version"], "0.126928"):

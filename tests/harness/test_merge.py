@@ -11,11 +11,16 @@ import pytest
 
 from cases.generator import default_cases
 from cases.names import UsageError
+from cases.shards import parse_shard, shard_cases
 from cases.spec import Case
-from harness.env import environment
-from harness.merge import load_run, machine_name, merge_runs, parse_shard, shard_cases, write_merged
-from harness.runner import RunOptions, accuracy_frame, run_accuracy
-from harness.store import RunStore
+from harness.judge.claims import claims_frame
+from harness.judge.rows import RowJudge, accuracy_frame
+from harness.render.load import load_run
+from harness.render.merge import machine_name, merge_runs, write_merged
+from harness.runner.accuracy import run_accuracy
+from harness.runner.env import environment
+from harness.runner.options import RunOptions
+from harness.runner.store import RunStore
 
 CASES = default_cases(("documented", "soft"), ("float32",))
 ALL = default_cases()
@@ -23,15 +28,18 @@ KEY = ["case_id", "framework", "api", "recipe", "device"]
 
 
 def make_run(path: Path, cases: list[Case], run_id: str) -> Path:
-    """A run directory as `python -m harness run` writes it (accuracy, env.json, options.json)."""
+    """A run directory as `python -m harness run` writes it (accuracy, claims, env.json, options.json)."""
     rows: list[dict] = []
-    info = run_accuracy(cases, RunOptions(("numpy", "torch"), ("cpu",), jobs=2, quiet=True), run_id, rows.extend)
+    options = RunOptions(("numpy", "torch"), ("cpu",), jobs=2, quiet=True)
+    info = run_accuracy(cases, options, RowJudge(run_id), rows.extend)
     store = RunStore.create(path)
     opts = {"run_id": run_id, "frameworks": ["numpy", "torch"], "devices": ["cpu"], "kinds": ["soft", "documented"],
             "dtypes": ["float32"], "seed": 0}  # fmt: skip
     store.write_json("options.json", opts)
     store.write_table("accuracy", accuracy_frame(rows, cases))
-    store.write_json("env.json", {"run_id": run_id, **environment(["run"], info)})
+    if len(claims := claims_frame(cases)):
+        store.write_table("claims", claims)
+    store.write_json("env.json", {"run_id": run_id, **environment("python -m harness run", info)})
     return path
 
 
@@ -87,8 +95,10 @@ def test_shard_cases_rejects_k_beyond_n() -> None:
 
 def test_merged_shards_equal_the_unsharded_run(runs: dict[str, Path]) -> None:
     assert all(len(load_run(runs[s]).accuracy) for s in ("s1", "s2")), "both shards ran something"
-    merged, timing_, env = merge_runs([runs["s1"], runs["s2"]])
-    full, _, _ = merge_runs([runs["full"]])
+    m = merge_runs([runs["s1"], runs["s2"]])
+    merged, timing_, env = m.accuracy, m.timing, m.env
+    m = merge_runs([runs["full"]])
+    full, _, _ = m.accuracy, m.timing, m.env
     assert timing_ is None, "no run has timing.parquet"
     assert set(merged["run_id"]) == {"shard1", "shard2"}
     assert merged["machine"].nunique() == 1 and env["machines"] == [machine_name(load_run(runs["full"]).env)]
@@ -96,8 +106,10 @@ def test_merged_shards_equal_the_unsharded_run(runs: dict[str, Path]) -> None:
 
 
 def test_a_row_from_two_runs_counts_once(runs: dict[str, Path]) -> None:
-    once, _, _ = merge_runs([runs["s1"], runs["s2"]])
-    twice, _, env = merge_runs([runs["s1"], runs["s2"], runs["s1"], runs["full"]])
+    m = merge_runs([runs["s1"], runs["s2"]])
+    once, _, _ = m.accuracy, m.timing, m.env
+    m = merge_runs([runs["s1"], runs["s2"], runs["s1"], runs["full"]])
+    twice, _, env = m.accuracy, m.timing, m.env
     pd.testing.assert_frame_equal(canonical(once), canonical(twice))
     assert env["run_id"].startswith("merged: shard1, shard2")
 
@@ -109,7 +121,8 @@ def test_machines_stay_apart_and_timings_merge(runs: dict[str, Path], tmp_path: 
     (other / "env.json").write_text(json.dumps({**env, "machine": "lab box / NVIDIA H100"}))
     ids = sorted(load_run(other).accuracy["case_id"].unique())
     timing(env["run_id"], ids).to_parquet(other / "timing.parquet")
-    merged, timing_, menv = merge_runs([runs["s1"], other])
+    m = merge_runs([runs["s1"], other])
+    merged, timing_, menv = m.accuracy, m.timing, m.env
     assert len(merged) == 2 * len(load_run(runs["s1"]).accuracy), "same rows on two machines are two rows"
     assert list(merged.columns[:2]) == ["run_id", "machine"]
     assert set(merged["machine"]) == {"lab box / NVIDIA H100", machine_name(env)}
@@ -133,7 +146,8 @@ def test_write_merged_writes_a_report(runs: dict[str, Path], tmp_path: Path) -> 
     for name in ("accuracy.parquet", "accuracy.csv", "env.json", "summary.md"):
         assert (tmp_path / "merged" / name).is_file(), name
     assert "0.126928" in (tmp_path / "merged" / "summary.md").read_text(), "the documented table has the seeds' cases"
-    again, _, env = merge_runs([tmp_path / "merged"])
+    m = merge_runs([tmp_path / "merged"])
+    again, _, env = m.accuracy, m.timing, m.env
     assert set(again["machine"]) == {env["machines"][0]} and len(again) == len(load_run(runs["full"]).accuracy)
     with pytest.raises(UsageError, match=r"^Expected a run directory with accuracy\.parquet"):
         merge_runs([tmp_path])

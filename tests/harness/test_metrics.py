@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 
 from adapters.reference import Evaluation
-from harness.metrics import compare
-from harness.tolerances import tolerance, ulp
+from harness.judge.metrics import compare
+from harness.judge.tolerances import tolerance, ulp
 
 
 def ev(value, grad, scale=None) -> Evaluation:
@@ -49,7 +49,7 @@ def test_shape_mismatch_is_reported() -> None:
 
 def test_gradient_maxima_in_blocks_equal_the_whole_array() -> None:
     """compare() takes |g - gr| a block of rows at a time, in float64 for a float32 gradient."""
-    import harness.metrics as metrics
+    import harness.judge.metrics as metrics
 
     rng = np.random.default_rng(1)
     gr = rng.standard_normal((300, 700))

@@ -49,7 +49,7 @@ import pytest
 
 import harness
 from adapters import reference
-from harness.check_tensors import make_case
+from harness.api.check import make_case
 
 
 def _load_vectors() -> ModuleType:

@@ -14,7 +14,7 @@ import pytest
 
 from cases.generator import default_cases
 from cases.names import UsageError
-from harness.porting import CONVENTIONS, porting_guide, porting_section
+from harness.render.porting import CONVENTIONS, porting_guide, porting_section
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("multiclass", "documented", "soft")

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 from cases.generator import default_cases
 from harness.cli import main
-from harness.runner import RunOptions, accuracy_frame, run_accuracy
+from harness.judge.rows import RowJudge, accuracy_frame
+from harness.runner.accuracy import run_accuracy
+from harness.runner.options import RunOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = default_cases(kinds=("multiclass",), dtypes=("float64",))[:6]  # reductions mean, mean(w), sum, ...
@@ -30,7 +32,7 @@ def importable_tests(monkeypatch: pytest.MonkeyPatch) -> None:
 def run_with(framework: str, timeout: float = 60.0) -> pd.DataFrame:
     rows: list[dict] = []
     options = RunOptions(frameworks=(framework, "numpy"), devices=("cpu",), case_timeout=timeout, jobs=1, quiet=True)
-    run_accuracy(CASES, options, "t", rows.extend)
+    run_accuracy(CASES, options, RowJudge("t"), rows.extend)
     return accuracy_frame(rows, CASES)
 
 
@@ -113,7 +115,7 @@ def test_same_seed_gives_identical_accuracy_columns() -> None:
     frames = []
     for _ in range(2):
         rows: list[dict] = []
-        run_accuracy(cases, options, "same", rows.extend)
+        run_accuracy(cases, options, RowJudge("same"), rows.extend)
         frames.append(accuracy_frame(rows, cases))
     pd.testing.assert_frame_equal(frames[0], frames[1])
 

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from cases.generator import default_cases
-from harness.runner import SharedCases, slot_cpus
-from harness.worker import Worker
+from harness.runner.accuracy import SharedCases, slot_cpus
+from harness.runner.worker import Worker
 
 
 def test_jobs_on_a_shared_queue_take_every_case_once_and_finish_together() -> None:
@@ -69,8 +69,8 @@ def test_the_reference_cache_keeps_a_cases_inputs_and_remakes_a_large_gradient()
     import numpy as np
 
     from adapters.reference import GradRows, evaluate
-    from harness.explain import MEMO_MAX_ELEMENTS
-    from harness.runner import reference_cache
+    from harness.judge.explain import MEMO_MAX_ELEMENTS
+    from harness.judge.rows import reference_cache
 
     get = reference_cache(size=2)
     softmax = [c for c in default_cases() if c.spec.family == "softmax" and c.dtype == "float64"]

@@ -1,11 +1,11 @@
-"""Semantics decided once (harness/semantics.py): a configuration's float64 verdict holds at every dtype."""
+"""Semantics decided once (harness/judge/semantics.py): a configuration's float64 verdict holds at every dtype."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from harness.semantics import decide_once, float64_sibling, semantic_parts
+from harness.judge.semantics import decide_once, float64_sibling, semantic_parts
 
 
 def row(case_id: str, dtype: str, outcome: str, explanation: str = "", api: str = "keras.losses.X") -> dict:

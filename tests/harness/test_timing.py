@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from cases.generator import timing_cases
-from harness.rows import TIMING_COLUMNS, bytes_min
-from harness.runner import RunOptions, run_timing, timing_frame
-from harness.timing import Measurement, measure
+from harness.runner.options import RunOptions
+from harness.runner.timing import Measurement, measure
+from harness.runner.timings import TIMING_COLUMNS, bytes_min, run_timing, timing_frame
 
 
 class FakeDevice:

@@ -3,7 +3,7 @@
 A trained model's logits put the true class 8 to 14 above the rest: its loss is ~1e-5 and the target's
 gradient p - 1 ~ -1e-5, a difference of terms of size 1. Every framework's own correct loss must read
 `ok` there, in float64 and float32 (the frameworks run for real, in their workers), and every semantic
-variant applied to the same inputs must not (decided at float64: harness/semantics.py carries that
+variant applied to the same inputs must not (decided at float64: harness/judge/semantics.py carries that
 verdict to the lower precisions).
 """
 
@@ -15,10 +15,12 @@ import pytest
 from adapters.reference import evaluate
 from adapters.variants import SEMANTIC, evaluate_variants
 from cases.spec import Case, LossSpec
-from harness.check_tensors import make_case
-from harness.metrics import compare
-from harness.runner import RunOptions, accuracy_frame, run_accuracy
-from harness.tolerances import tolerance
+from harness.api.check import make_case
+from harness.judge.metrics import compare
+from harness.judge.rows import RowJudge, accuracy_frame
+from harness.judge.tolerances import tolerance
+from harness.runner.accuracy import run_accuracy
+from harness.runner.options import RunOptions
 
 
 def confident_case(spec: LossSpec, shape: tuple[int, ...], dtype: str, seed: int = 11) -> Case:
@@ -43,8 +45,8 @@ def confident_rows():
     frames = []
     for cases in (CONFIDENT, example[:1], example[1:]):
         rows: list[dict] = []
-        run_accuracy(cases, RunOptions(frameworks=("numpy", "torch", "tensorflow", "jax"), quiet=True), "t",
-                     rows.extend)  # fmt: skip
+        options = RunOptions(frameworks=("numpy", "torch", "tensorflow", "jax"), quiet=True)
+        run_accuracy(cases, options, RowJudge("t"), rows.extend)
         frames.append(accuracy_frame(rows, cases))
     return frames
 

@@ -16,7 +16,7 @@ import numpy as np
 from adapters.base import MODES, PASSES, Result
 from adapters.numpy_adapter import NumpyAdapter
 from cases.spec import Case, Inputs, LossSpec
-from harness.worker import WARM_UP_CASE, Worker, receive, send, warm_up
+from harness.runner.worker import WARM_UP_CASE, Worker, receive, send, warm_up
 
 
 def roundtrip(obj: Any) -> tuple[Any, list[int]]:

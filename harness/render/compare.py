@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cases.names import DISPLAY, FRAMEWORKS
-from harness.merge import RunFiles, load_run, machine_name
-from harness.summary import NOT_OK_LISTED, fmt, md_table
-from harness.tolerances import EPS
+from adapters.registry import DISPLAY, FRAMEWORKS
+from harness.judge.tolerances import EPS
+from harness.render.load import RunFiles, load_run
+from harness.render.markdown import fmt, md_table
+from harness.render.merge import machine_name
+from harness.render.summary import NOT_OK_LISTED
 
 ACCURACY_MATCH = ("case", "framework", "api", "recipe", "device")
 TIMING_MATCH = ("case", "framework", "api", "device", "mode", "pass")

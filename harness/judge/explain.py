@@ -12,29 +12,22 @@ unexplained difference; the summary lists those first.
 
 from __future__ import annotations
 
-import csv
-import fnmatch
-import functools
 import itertools
 import math
-import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from adapters.reference import Evaluation, evaluate
-from adapters.variants import BY_NAME, ROUNDING, SEMANTIC, VARIANTS, Variant, evaluate_variants
+from adapters.reference import Evaluation
+from adapters.variants import ROUNDING, SEMANTIC, VARIANTS, Variant, evaluate_variants
 from cases.spec import Case, Inputs
-from harness.metrics import compare
-from harness.tolerances import EPS, tolerance
+from harness.judge.metrics import compare
+from harness.judge.tolerances import EPS, tolerance
 
 VARIANT_MIN_TOL = 1e-6
 MEMO_MAX_ELEMENTS = 2**16  # x.size up to which a case's variant evaluations are kept for its other rows
 MAX_PARTS = 3  # variants an explanation may combine
 MAX_COMBINATIONS = {True: 256, False: 32}  # combinations tried per row: small cases, large ones
-REGISTRY = Path(__file__).resolve().parent.parent / "adapters" / "known_differences.csv"
 ORDER = {v.name: k for k, v in enumerate(VARIANTS)}
 
 Combo = tuple[Variant, ...]
@@ -176,77 +169,3 @@ def _rounding(
             if rounded_to(_evaluation(combo, case, inputs, memo, r.dtype, r.dtype), r.dtype, rtol):
                 return f"{combo_name(combo)}+{r.name}"
     return ""
-
-
-def claim_tolerance(text: str) -> float:
-    """Half a unit in the last printed digit of a number as a source printed it ('0.9163' -> 5e-5)."""
-    m = re.fullmatch(r"\s*[-+]?\d*(?:\.(\d*))?(?:[eE]([-+]?\d+))?\s*", text)
-    if m is None:
-        raise ValueError(text)
-    decimals = len(m.group(1) or "")
-    exponent = int(m.group(2) or 0)
-    return 0.5 * 10.0 ** (exponent - decimals)
-
-
-@dataclass(frozen=True)
-class ClaimVerdict:
-    claimed: float
-    exact: float
-    agrees: bool
-    variants: tuple[str, ...]  # the variants whose value rounds to the claim
-
-    def sentence(self) -> str:
-        if self.agrees:
-            return f"{self.claimed:g} agrees with the exact value {self.exact:.6g}."
-        if self.variants:
-            what = " or ".join(f"{BY_NAME[n].summary} ({n})" for n in self.variants)
-            return f"your {self.claimed:g} is not the exact value {self.exact:.6g}; it is what you get when {what}."
-        return f"{self.claimed:g} is not the exact value {self.exact:.6g}, and no known variant produces it."
-
-
-def explain_claim(case: Case, claimed: float, tol: float) -> ClaimVerdict:
-    """Which semantics produce a number a user saw elsewhere (`check --claimed`)."""
-    inputs = case.inputs()
-    exact = float(np.asarray(evaluate(case.spec, inputs).value).ravel()[0])
-    agrees = math.isclose(exact, claimed, abs_tol=tol + 1e-9 * abs(claimed))
-    hits = []
-    for v in VARIANTS:
-        ev = evaluate_variants((v,), case.spec, inputs, v.dtype or "float64")
-        if ev is None:
-            continue
-        got = float(np.asarray(ev.value).ravel()[0])
-        if math.isfinite(got) and abs(got - claimed) <= tol + 1e-9 * abs(claimed) and abs(got - exact) > tol:
-            hits.append(v.name)
-    return ClaimVerdict(claimed, exact, agrees, tuple(dict.fromkeys(hits)))
-
-
-@dataclass(frozen=True)
-class KnownDifference:
-    framework: str
-    api: str  # fnmatch pattern on the API's dotted name
-    variant: str
-    condition: str
-    source: str
-
-
-def known_differences(path: Path = REGISTRY) -> tuple[KnownDifference, ...]:
-    if not path.exists():
-        return ()
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if not r["framework"].startswith("#")]
-    return tuple(KnownDifference(**{k: (v or "").strip() for k, v in r.items()}) for r in rows)
-
-
-def is_known(framework: str, api: str, variant: str, registry: tuple[KnownDifference, ...]) -> bool:
-    """Every part of the explanation ("V" or "V+computed_in=D") is registered for this framework API."""
-    return bool(variant) and all(
-        any(k.framework == framework and fnmatch.fnmatch(api, k.api) and k.variant == part for k in registry)
-        for part in variant.split("+")
-    )
-
-
-@functools.cache
-def registered_variants(framework: str, api: str) -> tuple[str, ...]:
-    """Variant names the registry lists for this framework API (read once per process)."""
-    registry = known_differences()
-    return tuple(k.variant for k in registry if k.framework == framework and fnmatch.fnmatch(api, k.api))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,8 +10,8 @@ import pandas as pd
 
 from adapters.variants import BY_NAME
 from cases.names import DTYPES, KINDS, OUTCOMES
-from cases.spec import Case
-from harness.explain import KnownDifference, claim_tolerance, explain_claim, is_known, known_differences
+from harness.judge.registry import KnownDifference, is_known, known_differences
+from harness.render.markdown import fmt, md_table
 
 NOT_OK_LISTED = 80
 TIMING_NOTE = (
@@ -22,7 +21,7 @@ TIMING_NOTE = (
     "cost under 1%, and samples are taken for the whole budget (`samples`: how many); noisy means IQR > 10% "
     "of the median, common on a 2-core machine. Roofline: the bytes the loss must move at least "
     "(read x and targets, write the loss, and the gradient for forward_backward) per second, over the device's "
-    "measured copy bandwidth (harness/timing.py)."
+    "measured copy bandwidth (harness/runner/timing.py)."
 )
 MATRIX_NOTE = (
     "Largest relative difference of the loss value between two APIs (matched recipes, float32) over the cases "
@@ -33,31 +32,10 @@ TOLERANCE_NOTE = (
     "|value - exact| <= tol x sum |a| (|log p| + 1) and |grad - exact| <= tol x (|S| p (1 + |log p|) + |a|) for "
     "softmax of logits (`value_scaled_err` and `grad_scaled_err` are those ratios), with tol = 4 eps(dtype) "
     "(2 + log2 C + log2 M) for C classes and M loss elements; a confident prediction's ~1e-5 loss is judged "
-    "against its terms of size 1, not against itself (harness/tolerances.py). At C=10, M=64: float64 1.0e-14, "
+    "against its terms of size 1, not against itself (harness/judge/tolerances.py). At C=10, M=64: float64 1.0e-14, "
     "float32 5.4e-6, float16 0.044, bfloat16 0.35. Semantics are decided by a configuration's float64 row and "
-    "hold at every dtype: a lower-precision row of a semantic difference is never `ok` (harness/semantics.py)."
+    "hold at every dtype: a lower-precision row of a semantic difference is never `ok` (harness/judge/semantics.py)."
 )
-
-
-def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured Markdown table (| and newlines in cells escaped)."""
-
-    def cell(v: Any) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def fmt(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    if math.isinf(x):
-        return "inf"
-    if x == 0:
-        return "0"
-    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.2e}"
 
 
 def column_label(df: pd.DataFrame) -> pd.Series:
@@ -120,24 +98,23 @@ def discrepancy_table(df: pd.DataFrame, recipe: str) -> str:
     return md_table(["kind", "dtype", *cols], rows)
 
 
-def documented_table(df: pd.DataFrame, cases: Sequence[Case]) -> str:
-    """The seeds' printed numbers beside the exact value and each framework's (matched recipe)."""
-    docs = [c for c in cases if c.kind == "documented"]
-    if not docs:
+def documented_table(df: pd.DataFrame, claims: pd.DataFrame | None) -> str:
+    """The seeds' printed numbers (the run's `claims` table) beside the exact value and each framework's
+    (matched recipe)."""
+    if claims is None or claims.empty:
         return ""
     sub = df[(df["kind"] == "documented") & (df["recipe"] == "matched")]
     sub = sub.assign(col=column_label(sub))
     cols = list(dict.fromkeys(sub["col"]))
+    numeric = ("ok", "mismatch", "nonfinite")
+    values = {
+        (r.case_id, r.col): (fmt(r.value) if r.outcome in numeric else r.outcome) for r in sub.itertuples()
+    }
     rows = []
-    for case in docs:
-        g = sub[sub["case_id"] == case.id]
-        ref = g["ref_value"].iloc[0] if len(g) else float("nan")
-        numeric = ("ok", "mismatch", "nonfinite")
-        vals = {r.col: (fmt(r.value) if r.outcome in numeric else r.outcome) for r in g.itertuples()}
-        for label, claimed in case.claimed:
-            verdict = explain_claim(case, claimed, claim_tolerance(repr(claimed)))
-            text = "agrees" if verdict.agrees else ("**" + (" or ".join(verdict.variants) or "unexplained") + "**")
-            rows.append([case.id, label, claimed, f"{ref:.6g}", text, *(vals.get(c, "") for c in cols)])
+    for c in claims.itertuples():
+        text = "agrees" if c.agrees else ("**" + (c.variants or "unexplained") + "**")
+        got = [values.get((c.case_id, k), "") for k in cols]
+        rows.append([c.case_id, c.label, c.claimed, f"{c.exact:.6g}", text, *got])
     return md_table(["case", "what the source printed", "claimed", "exact", "claim vs exact", *cols], rows)
 
 
@@ -260,9 +237,10 @@ def not_ok_table(df: pd.DataFrame) -> str:
 
 
 def render(
-    df: pd.DataFrame, env: dict[str, Any], cases: Sequence[Case], partial: bool = False,
+    df: pd.DataFrame, env: dict[str, Any], claims: pd.DataFrame | None = None, partial: bool = False,
     registry: tuple[KnownDifference, ...] | None = None, timing: pd.DataFrame | None = None,
 ) -> str:  # fmt: skip
+    """summary.md from a run's tables (accuracy, claims, timing) and env.json: nothing is recomputed."""
     df = df.assign(known=label_known(df, known_differences() if registry is None else registry))
     fws = env.get("frameworks", {})
     fw_lines = [
@@ -289,9 +267,9 @@ def render(
         "Errors are against the float64 reference of DESIGN.md on the same (rounded) inputs. Cells give the worst "
         "value / gradient error in ULPs of the row's dtype, then outcome counts. `matched` rows are the "
         "composition that reproduces PyTorch's semantics (pure numerics); `native` rows are the obvious port "
-        "(where the surprises are). Tolerances: harness/tolerances.py. float32 and lower-precision numbers depend "
-        "on the machine: the kernels each framework picks for this instruction set (its `isa_*` above), the "
-        "thread counts and the GPU; another machine may differ in the last digits (`compare` flags it).",
+        "(where the surprises are). Tolerances: harness/judge/tolerances.py. float32 and lower-precision numbers "
+        "depend on the machine: the kernels each framework picks for this instruction set (its `isa_*` above), "
+        "the thread counts and the GPU; another machine may differ in the last digits (`compare` flags it).",
         "",
         "## New differences",
         "",
@@ -316,9 +294,9 @@ def render(
     parts += ["", "## Explanations", "",
               "The semantic variant (adapters/variants.py) that reproduces each difference.", "",
               explanations_table(df)]  # fmt: skip
-    doc = documented_table(df, cases)
+    doc = documented_table(df, claims)
     if doc:
-        parts += ["", "## Documented examples (shared/seeds)", "", doc]
+        parts += ["", "## Documented examples (the seed articles)", "", doc]
     matrices = [m for m in (cross_framework_matrix(df, k) for k in (*KINDS, "user")) if m]
     if matrices:
         parts += ["", "## Cross-framework matrix", "", MATRIX_NOTE, ""]

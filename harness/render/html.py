@@ -18,7 +18,10 @@ import numpy as np
 import pandas as pd
 
 from cases.names import DTYPES, KINDS
-from harness.summary import column_label, fmt, md_table
+from harness.render.load import load_run
+from harness.render.markdown import fmt, md_table
+from harness.render.summary import column_label
+from harness.runner.store import atomic_write
 
 JUDGED = ("ok", "mismatch")
 STYLE = """
@@ -399,9 +402,6 @@ def render_html(accuracy: pd.DataFrame, timing: pd.DataFrame | None, env: dict[s
 
 def write_html(run_dir: Path) -> Path:
     """Read a run directory (accuracy, timing if any, env.json, summary.md) and write its report.html."""
-    from harness.merge import load_run
-    from harness.store import atomic_write
-
     run = load_run(run_dir)
     path = Path(run_dir) / "report.html"
     atomic_write(path, render_html(run.accuracy, run.timing, run.env, run.summary_md).encode())

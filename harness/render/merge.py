@@ -7,9 +7,6 @@ shards is counted once.
 
 from __future__ import annotations
 
-import json
-import re
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,50 +15,14 @@ from typing import Any
 import pandas as pd
 
 from cases.names import UsageError
-from cases.spec import Case
+from harness.render.html import write_html
+from harness.render.load import RunFiles, load_run
+from harness.render.summary import render
+from harness.runner.store import RunStore
 
 ACCURACY_KEY = ("machine", "case_id", "framework", "api", "recipe", "device")
 TIMING_KEY = ("machine", "case_id", "framework", "api", "device", "mode", "pass")
 RUN_FIELDS = ("run_id", "utc_time", "git_commit", "command")  # what a merged env.json lists of each run
-
-
-@dataclass(frozen=True)
-class RunFiles:
-    """What one run directory holds (timing and summary may be missing)."""
-
-    path: Path
-    accuracy: pd.DataFrame
-    timing: pd.DataFrame | None
-    env: dict[str, Any]
-    options: dict[str, Any]
-    summary_md: str
-
-
-def _json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def load_run(run_dir: Path) -> RunFiles:
-    """Read a run directory; a killed run without the .parquet files is read from its .jsonl lines."""
-    from harness.runner import accuracy_frame, timing_frame
-    from harness.store import RunStore
-
-    run_dir = Path(run_dir)
-    store = RunStore(run_dir)
-    if (run_dir / "accuracy.parquet").is_file():
-        accuracy = pd.read_parquet(run_dir / "accuracy.parquet")
-    elif (run_dir / store.ROWS).is_file():
-        accuracy = accuracy_frame([row for line in store.rows() for row in line])
-    else:
-        raise UsageError(f"Expected a run directory with accuracy.parquet. Received: {str(run_dir)!r}")
-    timing = None
-    if (run_dir / "timing.parquet").is_file():
-        timing = pd.read_parquet(run_dir / "timing.parquet")
-    elif (run_dir / store.TIMING).is_file():
-        timing = timing_frame([row for line in store.rows(store.TIMING) for row in line["rows"]])
-    summary = run_dir / "summary.md"
-    return RunFiles(run_dir, accuracy, timing, _json(run_dir / "env.json"), _json(run_dir / "options.json"),
-                    summary.read_text() if summary.is_file() else "")  # fmt: skip
 
 
 def machine_name(env: dict[str, Any]) -> str:
@@ -118,15 +79,27 @@ def merged_env(runs: Sequence[RunFiles]) -> dict[str, Any]:
     }
 
 
-def _merge(runs: Sequence[RunFiles]) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, Any]]:
+@dataclass(frozen=True)
+class Merged:
+    """Several runs' tables as one, with a `machine` column, and their env.json."""
+
+    accuracy: pd.DataFrame
+    timing: pd.DataFrame | None
+    claims: pd.DataFrame | None
+    env: dict[str, Any]
+
+
+def _merge(runs: Sequence[RunFiles]) -> Merged:
     accuracy = _concat([_with_machine(r.accuracy, machine_name(r.env)) for r in runs], ACCURACY_KEY)
     timings = [_with_machine(r.timing, machine_name(r.env)) for r in runs if r.timing is not None]
     timing = _concat(timings, TIMING_KEY) if timings else None
-    return accuracy, timing, merged_env(runs)
+    found = [r.claims for r in runs if r.claims is not None]
+    claims = pd.concat(found, ignore_index=True).drop_duplicates(["case_id", "label"]) if found else None
+    return Merged(accuracy, timing, claims, merged_env(runs))
 
 
-def merge_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, Any]]:
-    """Concatenate several runs' accuracy (and timing) frames with a `machine` column.
+def merge_runs(run_dirs: list[Path]) -> Merged:
+    """Concatenate several runs' accuracy (and timing, claims) frames with a `machine` column.
 
     Rows stay distinct by (machine, case, framework, api, recipe, device); the same row in two runs
     (overlapping shards, a run given twice) is kept once, from the first run listed.
@@ -139,51 +112,23 @@ def merge_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame | None,
 def write_merged(run_dirs: list[Path], out: Path) -> Path:
     """`report RUN_DIR RUN_DIR ... --out DIR`: the merged frames, env.json, summary.md and report.html in
     `out` (never a run's own directory). Returns the report's path."""
-    from cases.documented import documented_cases
-    from harness.html_report import write_html
-    from harness.store import RunStore
-    from harness.summary import render
-
     out = Path(out)
     if (out / RunStore.ROWS).exists() or (out / "options.json").exists():
         raise UsageError(f"Expected an --out directory without a run in it. Received: --out={str(out)!r}")
-    accuracy, timing, env = merge_runs(run_dirs)
-    # the documented table needs the seeds' cases; they do not depend on the run's seed
-    cases = documented_cases(tuple(accuracy.loc[accuracy["kind"] == "documented", "dtype"].unique()))
+    merged = merge_runs(run_dirs)
+    accuracy, timing, env = merged.accuracy, merged.timing, merged.env
     out.mkdir(parents=True, exist_ok=True)
     store = RunStore(out)
     store.write_table("accuracy", accuracy)
     if timing is not None:
         store.write_table("timing", timing)
+    if merged.claims is not None:
+        store.write_table("claims", merged.claims)
     store.write_json("env.json", env)
     # summary.md's cells are per device: with several machines, the machine goes into the device label
     if len(env["machines"]) > 1:
         accuracy = accuracy.assign(device=accuracy["machine"] + ": " + accuracy["device"])
         timing = None if timing is None else timing.assign(device=timing["machine"] + ": " + timing["device"])
-    store.write_text("summary.md", render(accuracy, env, cases, partial=bool(env.get("partial")), timing=timing))
+    summary = render(accuracy, env, merged.claims, partial=bool(env.get("partial")), timing=timing)
+    store.write_text("summary.md", summary)
     return write_html(out)
-
-
-SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/4"`` -> (2, 4), or a one-line UsageError."""
-    m = SHARD.fullmatch(text)
-    k, n = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-    if not 1 <= k <= n:
-        raise UsageError(f"Expected --shard K/N with 1 <= K <= N. Received: --shard={text!r}")
-    return k, n
-
-
-def shard_of(case_id: str, n: int) -> int:
-    """The shard (1..n) a case belongs to: a CRC of its id, so the split does not depend on the order
-    or the number of the other cases, nor on Python's per-process hash salt."""
-    return zlib.crc32(case_id.encode()) % n + 1
-
-
-def shard_cases(cases: Sequence[Case], k: int, n: int) -> list[Case]:
-    """Shard K of N (K in 1..N) of a case list, in the list's order; the N shards partition it."""
-    if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
-        raise UsageError(f"Expected --shard K/N with 1 <= K <= N. Received: --shard='{k}/{n}'")
-    return [c for c in cases if shard_of(c.id, n) == k]

@@ -13,7 +13,7 @@ Definitions (errors are maxima over elements; NaN/Inf positions are compared sep
   size 1: their rounding is judged against those terms, not against the small result. A scale is at
   least `tolerances.scale_floor(dtype)`: below the dtype's normal range nothing keeps relative precision.
 - outcome: `nonfinite` if NaN/Inf appear in different places (or differ: NaN vs Inf, +Inf vs -Inf); else
-  `ok` when value_scaled_err <= tol and grad_scaled_err <= tol (`harness.tolerances`); else `mismatch`.
+  `ok` when value_scaled_err <= tol and grad_scaled_err <= tol (`harness.judge.tolerances`); else `mismatch`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adapters.reference import Evaluation, GradRows, block_rows
-from harness.tolerances import scale_floor, ulp
+from harness.judge.tolerances import scale_floor, ulp
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cases.names import DEVICES, FAMILIES, FRAMEWORKS, INPUTS, TARGETS, UsageError, choose, choose_many
+from adapters.registry import FRAMEWORKS, choose_frameworks
+from cases.names import DEVICES, FAMILIES, INPUTS, TARGETS, UsageError, choose, choose_many
 from cases.spec import Case, Inputs, LossSpec
 
 FLOAT_DTYPES = {"float64", "float32", "float16", "bfloat16"}
@@ -131,20 +132,22 @@ def check(
 
     Returns:
       The tidy `accuracy` DataFrame, one row per framework x api x recipe x device; for x below float64,
-      the same rows for x in float64 follow (they decide the semantics: harness/semantics.py).
+      the same rows for x in float64 follow (they decide the semantics: harness/judge/semantics.py).
     """
     from cases.generator import with_float64
-    from harness.runner import RunOptions, accuracy_frame, run_accuracy
+    from harness.judge.rows import RowJudge, accuracy_frame
+    from harness.runner.accuracy import run_accuracy
+    from harness.runner.options import RunOptions
 
     case = make_case(x, target, weight, family=family, input=input, target_kind=target_kind,
                      ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction)  # fmt: skip
     options = RunOptions(
-        frameworks=choose_many(frameworks, FRAMEWORKS, "framework"),
+        frameworks=choose_frameworks(frameworks),
         devices=choose_many(devices, DEVICES, "device"),
         case_timeout=case_timeout,
         quiet=quiet,
     )
     cases = with_float64([case])  # a float64 row decides the semantics of lower-precision ones
     rows: list[dict] = []
-    run_accuracy(cases, options, run_id="check", sink=rows.extend)
+    run_accuracy(cases, options, RowJudge("check"), rows.extend)
     return accuracy_frame(rows, cases)

@@ -75,7 +75,7 @@ def gpu_names() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
 
-def environment(argv: list[str], frameworks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def environment(command: str, frameworks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Everything but the per-framework part, which the workers report (version, devices, threads)."""
     return {
         "harness_version": __version__,
@@ -90,5 +90,5 @@ def environment(argv: list[str], frameworks: dict[str, dict[str, Any]]) -> dict[
         "python": sys.version.split()[0],
         "numpy": __import__("numpy").__version__,
         "utc_time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m harness", *argv]),
+        "command": command,
     }

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from adapters import registry
 from adapters.base import MODES, PASSES, Adapter, Result, Unavailable, error_text
 from cases.spec import Case, Inputs, LossSpec
-from harness.timing import Measurement, measure
+from harness.runner.timing import Measurement, measure
 
 STARTUP_TIMEOUT_S = 180.0  # TensorFlow's first import on a cold 2-core machine can take ~30 s
 

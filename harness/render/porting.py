@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from adapters.registry import DISPLAY, FRAMEWORKS, choose_framework
 from adapters.variants import BY_NAME
-from cases.names import DISPLAY, FRAMEWORKS, choose
-from harness.summary import fmt
+from harness.render.markdown import fmt
 
 REGENERATE = "python -m harness report RUN_DIR --porting reports/PORTING.md"
 CONFIG = ("kind", "family", "input", "target", "weighted", "ignore_index", "label_smoothing", "reduction")
@@ -174,7 +174,7 @@ def porting_section(
 ) -> str:
     """The guide's part for porting from one framework to another, for the rows whose configuration
     fields equal `spec_filter`'s (e.g. the rows of `check`: one case); one section per configuration."""
-    from_fw, to_fw = choose(from_fw, FRAMEWORKS, "framework"), choose(to_fw, FRAMEWORKS, "framework")
+    from_fw, to_fw = choose_framework(from_fw), choose_framework(to_fw)
     rows = accuracy
     for k, v in (spec_filter or {}).items():
         rows = rows[rows[k].isna()] if v is None else rows[rows[k] == v]

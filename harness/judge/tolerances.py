@@ -1,6 +1,6 @@
 """Per-dtype tolerances and the rule a row is judged by: the one place they are defined.
 
-The rule (`harness.metrics.compare`). Every element's error is divided by the size of the terms that
+The rule (`harness.judge.metrics.compare`). Every element's error is divided by the size of the terms that
 make that element (the reference's error scales, `adapters.reference`), and the largest such ratio must
 be at most ``tol``:
 
@@ -17,7 +17,7 @@ float64 tolerance by nine orders of magnitude. A scale is at least `scale_floor(
 normal range nothing keeps relative precision (subnormals, flush-to-zero).
 
 Precision is judged per dtype; semantics are not: whether a recipe departs from the canonical loss is
-decided by the float64 row of its configuration and carried to every dtype (`harness.semantics`), since a
+decided by the float64 row of its configuration and carried to every dtype (`harness.judge.semantics`), since a
 half-precision tolerance (0.35 at bfloat16) would hide an 11% difference.
 
 ``tol`` is the dtype's machine epsilon times a factor that grows with log2(C) (the log-sum-exp adds C

@@ -1,0 +1,155 @@
+"""Rows of the `accuracy` DataFrame (docs/DESIGN.md, "Results"): one per case x framework x api x recipe x
+device, each judged against the case's reference as its result arrives (`RowJudge`), and the table they
+make (`accuracy_frame`, with the semantics decided once: harness/judge/semantics.py)."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from adapters import reference
+from adapters.base import Adapter, Result
+from adapters.reference import Evaluation
+from adapters.registry import FRAMEWORKS
+from cases.spec import Case, Inputs
+from harness.judge.explain import MEMO_MAX_ELEMENTS, Memo, explain
+from harness.judge.metrics import compare, first
+from harness.judge.registry import registered_variants
+from harness.judge.semantics import decide_once
+from harness.judge.tolerances import tolerance
+
+ACCURACY_COLUMNS = (
+    "run_id", "case_id", "kind", "family", "input", "target", "weighted", "ignore_index", "label_smoothing",
+    "reduction", "shape", "dtype", "framework", "framework_version", "api", "recipe", "recipe_code", "device",
+    "outcome", "error", "value", "ref_value", "value_abs_err", "value_rel_err", "value_ulp_err",
+    "grad_abs_err", "grad_rel_err", "grad_ulp_err", "value_scaled_err", "grad_scaled_err", "tol", "explanation",
+)  # fmt: skip
+
+NUMBERS = ACCURACY_COLUMNS[ACCURACY_COLUMNS.index("value") : ACCURACY_COLUMNS.index("tol") + 1]
+
+
+def case_fields(case: Case) -> dict[str, Any]:
+    s = case.spec
+    return {
+        "case_id": case.id, "kind": case.kind, "family": s.family, "input": s.input, "target": s.target,
+        "weighted": s.weighted, "ignore_index": s.ignore_index, "label_smoothing": s.label_smoothing,
+        "reduction": s.reduction, "shape": case.shape_str, "dtype": case.dtype,
+    }  # fmt: skip
+
+
+def accuracy_row(
+    run_id: str, case: Case, framework: str, version: str | None, device: str, result: Result, ref: Evaluation,
+    memo: Memo | None = None, inputs: Inputs | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A row for one result, judged against the reference when it carries numbers (`memo`, `inputs`:
+    see explain)."""
+    tol = tolerance(case.dtype, case.n_classes, case.n_elements)
+    row = {
+        "run_id": run_id, **case_fields(case), "framework": framework, "framework_version": version or "",
+        "api": result.api, "recipe": result.recipe, "recipe_code": result.recipe_code, "device": device,
+        "outcome": result.outcome or "", "error": result.error, "tol": tol, "explanation": "",
+    }  # fmt: skip
+    row.update(dict.fromkeys(NUMBERS[:-1], float("nan")))
+    row["ref_value"] = first(ref.value)
+    if result.outcome is None:
+        cmp = compare(result.value, result.grad, ref, case.dtype, tol)
+        row.update({k: getattr(cmp, k) for k in NUMBERS[:-1]})
+        row["outcome"], row["error"] = cmp.outcome, cmp.error
+        if cmp.outcome in ("mismatch", "nonfinite"):
+            registered = registered_variants(framework, result.api)
+            row["explanation"] = explain(case, result.value, result.grad, ref, registered, memo, inputs)
+    return row
+
+
+def placeholder_rows(
+    run_id: str,
+    case: Case,
+    adapter: Adapter,
+    version: str | None,
+    device: str,
+    outcome: str,
+    error: str,
+    ref: Evaluation,
+) -> list[dict[str, Any]]:
+    """Rows with no numbers (framework or device unavailable, worker crashed or timed out), one per
+    (api, recipe) that the framework would have run for this case."""
+    rows = []
+    for api in adapter.apis_for(case.spec):
+        for recipe in api.recipes(case.spec):
+            result = Result(api.name, recipe.name, recipe.code or "", "unsupported" if recipe.code is None else outcome,
+                            recipe.reason if recipe.code is None else error)  # fmt: skip
+            rows.append(accuracy_row(run_id, case, adapter.name, version, device, result, ref))
+    return rows
+
+
+CaseReference = tuple[Inputs, Evaluation]
+
+
+def reference_cache(size: int = 8) -> Callable[[Case], CaseReference]:
+    """A case's inputs and reference, made when first needed and kept for the last `size` cases (jobs
+    walk the cases in the same order), so the parent never holds every case's arrays.
+
+    A large case's reference gradient is remade from the inputs when read (`evaluate(lazy=True)`): the
+    parent holds its logits once, not beside a gradient of their size, while it judges and explains
+    rows. A small case's is kept: remaking it for each of its rows and variants costs more CPU time
+    (several seconds a run) than the memory it would save.
+    """
+    lock = threading.Lock()
+    kept: dict[str, CaseReference] = {}
+
+    def get(case: Case) -> CaseReference:
+        with lock:
+            if case.id in kept:
+                return kept[case.id]
+        inputs = case.inputs()
+        entry = inputs, reference.evaluate(case.spec, inputs, lazy=math.prod(case.shape) > MEMO_MAX_ELEMENTS)
+        with lock:
+            kept[case.id] = entry
+            while len(kept) > size:
+                kept.pop(next(iter(kept)))
+        return entry
+
+    return get
+
+
+class RowJudge:
+    """Judges each case's results into rows as they arrive (`harness.runner.accuracy.CaseJudge`), against
+    the case's reference, made once per case and kept for its other frameworks (`reference_cache`)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.reference = reference_cache()
+
+    def results(
+        self, case: Case, adapter: Adapter, version: str | None, device: str, results: Iterable[Result]
+    ) -> list[dict[str, Any]]:
+        memo: Memo = {}  # the case's variant evaluations, shared by its rows' explanations
+        inputs, ev = self.reference(case)
+        rows = []
+        for r in results:
+            rows.append(accuracy_row(self.run_id, case, adapter.name, version, device, r, ev, memo, inputs))
+            del r  # before the next arrives: one result's arrays at a time
+        return rows
+
+    def without_numbers(
+        self, case: Case, adapter: Adapter, version: str | None, device: str, outcome: str, error: str
+    ) -> list[dict[str, Any]]:
+        return placeholder_rows(self.run_id, case, adapter, version, device, outcome, error, self.reference(case)[1])
+
+
+def accuracy_frame(rows: Sequence[dict[str, Any]], cases: Sequence[Case] = ()) -> pd.DataFrame:
+    """The tidy `accuracy` DataFrame, in case order, then framework, device, api, recipe."""
+    df = pd.DataFrame(list(rows), columns=list(ACCURACY_COLUMNS))
+    df["ignore_index"] = df["ignore_index"].astype("Int64")
+    df["weighted"] = df["weighted"].astype(bool)
+    order = {c.id: i for i, c in enumerate(cases)}
+    fw_order = {f: i for i, f in enumerate(FRAMEWORKS)}
+    df = df.assign(
+        _c=df["case_id"].map(order).fillna(len(order)), _f=df["framework"].map(fw_order).fillna(len(fw_order))
+    )
+    df = df.sort_values(["_c", "case_id", "_f", "device", "api", "recipe"], kind="stable")
+    return decide_once(df.drop(columns=["_c", "_f"]).reset_index(drop=True))

@@ -1,0 +1,32 @@
+"""What a run is asked to do (`RunOptions`) and how its rows are keyed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.registry import FRAMEWORKS
+from harness.runner.timing import BUDGET_S
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    frameworks: tuple[str, ...] = FRAMEWORKS
+    devices: tuple[str, ...] = ("cpu",)
+    case_timeout: float = 120.0
+    jobs: int = 2
+    debug: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    threads: int | None = None  # intra-op threads for every framework (None: the frameworks' default)
+    timing_budget_s: float = BUDGET_S  # sampling seconds per timing measurement (at least 3 samples)
+
+
+def device_kind(device: str) -> str:
+    """``cpu`` or ``gpu`` for a row's concrete device (``cuda:0`` -> ``gpu``)."""
+    return "cpu" if device == "cpu" else "gpu"
+
+
+def row_key(row: dict[str, Any]) -> tuple[str, str, str]:
+    """What a resumed run skips: a case already done by a framework on a device kind."""
+    return row["case_id"], row["framework"], device_kind(row["device"])
