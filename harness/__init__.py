@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from harness.version import __version__
 
 _API = {"run": "harness.api.run", "check": "harness.api.check", "report": "harness.api.report",
         "compare": "harness.api.report", "catalog": "harness.api.report"}  # fmt: skip

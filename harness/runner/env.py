@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import __version__
+from harness.version import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
 

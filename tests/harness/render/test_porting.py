@@ -16,7 +16,7 @@ from cases.generator import default_cases
 from cases.names import UsageError
 from harness.render.porting import CONVENTIONS, porting_guide, porting_section
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 KINDS = ("multiclass", "documented", "soft")
 CASES = {c.id: c for c in default_cases(KINDS, ("float32",))}
 TORCH_BLOCK = re.compile(r"^\*\*PyTorch\*\* [^\n]*\n\n```python\n(.*?)\n```", re.S | re.M)

@@ -23,7 +23,7 @@ from harness.judge.registry import is_known, known_differences
 from harness.judge.tolerances import tolerance
 from harness.render.summary import new_difference_count
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCS = {c.name: c for c in documented_cases(("float64",))}
 
 
@@ -198,3 +198,13 @@ def test_strict_counts_differences_the_registry_does_not_list() -> None:
     assert new_difference_count(df) == 1  # the unexplained one
     assert new_difference_count(df, registry=()) == 2  # nothing is known without a registry
     assert any(k.variant == "prob_clamp=log>=-100" for k in known_differences())
+
+
+def test_a_missing_registry_is_an_error_not_an_empty_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the registry every difference would read as new: an installation without it must say so."""
+    import harness.judge.registry as registry
+
+    monkeypatch.setattr(registry, "REGISTRY", ("adapters", "no_such_file.csv"))
+    with pytest.raises(RuntimeError, match="known-differences registry adapters/no_such_file.csv is missing"):
+        registry.known_differences()
+    assert registry.known_differences("framework,api,variant,condition,source\ntorch,a.b,v,c,s\n")[0].variant == "v"

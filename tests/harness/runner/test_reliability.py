@@ -20,7 +20,7 @@ from harness.judge.rows import RowJudge, accuracy_frame
 from harness.runner.accuracy import run_accuracy
 from harness.runner.options import RunOptions
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CASES = default_cases(kinds=("multiclass",), dtypes=("float64",))[:6]  # reductions mean, mean(w), sum, ...
 
 

@@ -14,7 +14,7 @@ import pytest
 from harness.render.compare import changes, compare_runs
 from harness.render.load import load_run
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def run(out: Path, seed: int) -> Path:

@@ -17,7 +17,7 @@ import pytest
 from harness.render.html import md_to_html, ramp, render_html, roofline_s, timing_charts, write_html
 from harness.render.markdown import fmt, md_table
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and os.path.exists(p)), None)
 
 
