@@ -1,4 +1,4 @@
-"""The adapter contract (DESIGN.md, "Adapters").
+"""The adapter contract (docs/DESIGN.md, "Adapters"; docs/ADAPTERS.md).
 
 An adapter is one framework: a name, its version, the devices it can use here, and a tuple of
 APIs. An API is one public callable; for a spec it offers a `native` and a `matched` recipe, each a

@@ -14,7 +14,7 @@ optax returns per-example losses and has no class weights, ignore_index or reduc
 - `native` is the obvious port: ``.mean()`` / ``.sum()`` of the per-example losses, class weights as
   ``loss * w[y]`` (index targets) or ``labels * w`` (distributions), labels equal to ignore_index passed
   straight in, label smoothing through ``optax.smooth_labels`` on one-hot or probability labels.
-- `matched` composes the canonical semantics (DESIGN.md) in ``jax.numpy`` around the optax call:
+- `matched` composes the canonical semantics (docs/DESIGN.md) in ``jax.numpy`` around the optax call:
   weighted mean over sum(w[y]) of non-ignored elements; ignored elements get a valid label in and their
   loss zeroed out (a double ``jnp.where``), so neither value nor gradient depends on what an
   out-of-range gather returns.

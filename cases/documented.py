@@ -1,4 +1,7 @@
-"""The worked examples of the seed articles (shared/seeds/), as golden cases.
+"""The worked examples of the seed articles, as golden cases.
+
+The seed articles are five Chinese-language posts on cross-entropy that this project grew from, cited by
+their titles (`SEEDS`): seed 000 is numbered 000, and so on, everywhere in the repository.
 
 Each keeps the numbers its article printed (`claimed`). Most are right to the printed digits;
 two are not, and those are the porting mistakes the harness exists to explain:
@@ -18,6 +21,15 @@ from __future__ import annotations
 import numpy as np
 
 from cases.spec import Case, Inputs, LossSpec
+
+SEEDS = {
+    "000": "Pytorch中的CrossEntropy (CrossEntropy in PyTorch)",
+    "001": "理解「交叉熵」损失函数(包含自信息、信息熵、KL散度、交叉熵概念整理) (Understanding the cross-entropy loss: "
+    "self-information, entropy, KL divergence, cross-entropy)",
+    "002": "python交叉熵函数 numpy 交叉熵(三) (Cross-entropy functions in Python and NumPy, part 3)",
+    "003": "多分类交叉熵 (multi-class cross-entropy: integer labels, float labels, label smoothing)",
+    "004": "Pytorch损失函数torch.nn.NLLLoss()的使用 (Using PyTorch's torch.nn.NLLLoss(), by Jeremy_lf)",
+}
 
 # (name, spec, x, target, claimed (label, value) pairs, note)
 _EXAMPLES = (

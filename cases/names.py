@@ -1,4 +1,4 @@
-"""The names used everywhere: CLI options, case ids, report columns (DESIGN.md, "Names").
+"""The names used everywhere: CLI options, case ids, report columns (docs/DESIGN.md, "Names").
 
 This is the bottom of the dependency chain (cases -> adapters -> harness), so the vocabulary and
 the one way of rejecting a bad name live here.

@@ -1,6 +1,6 @@
 """What a loss computation is (`LossSpec`) and one concrete input to it (`Case`).
 
-The canonical semantics of every field are in DESIGN.md ("The canonical semantics"); the float64
+The canonical semantics of every field are in docs/DESIGN.md ("The canonical semantics"); the float64
 reference in `adapters/reference.py` implements them.
 """
 

@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adapters.reference import out_of_range
 from adapters.registry import FRAMEWORKS, choose_frameworks
-from cases.names import DEVICES, FAMILIES, INPUTS, TARGETS, UsageError, choose, choose_many
+from cases.names import DEVICES, DTYPES, FAMILIES, INPUTS, TARGETS, UsageError, choose, choose_many
 from cases.spec import Case, Inputs, LossSpec
-
-FLOAT_DTYPES = {"float64", "float32", "float16", "bfloat16"}
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
@@ -43,8 +42,8 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
 
 def _dtype_name(a: np.ndarray, what: str) -> str:
     name = a.dtype.name
-    if name not in FLOAT_DTYPES:
-        valid = ", ".join(sorted(FLOAT_DTYPES))
+    if name not in DTYPES:
+        valid = ", ".join(DTYPES)
         raise UsageError(f"Expected {what} of a float dtype in {{{valid}}}. Received: {what}.dtype={name}")
     return name
 
@@ -84,9 +83,7 @@ def make_case(
         if target.shape != want:
             got = target.shape
             raise UsageError(f"Expected target of shape {want} (x.shape without axis 1). Received: target.shape={got}")
-        bad = (target < 0) | (target >= c)
-        if ignore_index is not None:
-            bad &= target != ignore_index
+        bad = out_of_range(target, c, ignore_index)
         if bad.any():
             ii = f" or == ignore_index={ignore_index}" if ignore_index is not None else " (no ignore_index given)"
             got = int(target[bad].flat[0])

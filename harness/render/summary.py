@@ -264,7 +264,7 @@ def render(
         "",
         *fw_lines,
         "",
-        "Errors are against the float64 reference of DESIGN.md on the same (rounded) inputs. Cells give the worst "
+        "Errors are against the float64 reference (docs/DESIGN.md) on the same (rounded) inputs. Cells give the worst "
         "value / gradient error in ULPs of the row's dtype, then outcome counts. `matched` rows are the "
         "composition that reproduces PyTorch's semantics (pure numerics); `native` rows are the obvious port "
         "(where the surprises are). Tolerances: harness/judge/tolerances.py. float32 and lower-precision numbers "

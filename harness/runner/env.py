@@ -1,4 +1,4 @@
-"""env.json: what a result depends on besides the code (DESIGN.md, "Results")."""
+"""env.json: what a result depends on besides the code (docs/DESIGN.md, "Results")."""
 
 from __future__ import annotations
 

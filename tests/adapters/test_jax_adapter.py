@@ -20,8 +20,6 @@ from adapters.base import make_function
 from adapters.jax_adapter import ADAPTER, INTEGER, SAFE, SIGMOID, SOFTMAX
 from cases.generator import default_cases
 from cases.spec import Case, Inputs, LossSpec
-from harness.judge.metrics import compare, first
-from harness.judge.tolerances import tolerance
 
 pytest.importorskip("jax", reason="jax is not installed (pip install -e '.[jax]')")
 pytest.importorskip("optax", reason="optax is not installed (pip install -e '.[jax]')")
@@ -47,30 +45,19 @@ def _compilation_cache(config: pytest.Config) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # ours take ~0.3 s, under the 1 s default
 
 
-def _rows(cases: list[Case]) -> dict[tuple[str, str, str], dict]:
-    """Every (case, api, recipe) judged against the float64 reference, keyed by (case id, api, recipe)."""
+def _rows(judged, cases: list[Case]) -> dict[tuple[str, str, str], dict]:
+    """Every (case, api, recipe) judged as a run judges it (the `judged` fixture of tests/adapters/conftest.py),
+    keyed by (case id, api, recipe)."""
     out = {}
-    for case in cases:
-        inputs = case.inputs()
-        ref = reference.evaluate(case.spec, inputs)
-        c = case.n_classes
-        tol = tolerance(case.dtype, c, inputs.x.size // c if case.spec.family == "softmax" else inputs.x.size)
-        for r in ADAPTER.run_case(case, "cpu"):
-            row = {"case_id": case.id, "case": case, "dtype": case.dtype, "api": r.api, "recipe": r.recipe,
-                   "result": r, "tol": tol, "outcome": r.outcome, "error": r.error, "ref_value": first(ref.value),
-                   "value": float("nan"), "value_rel_err": float("nan"), "grad_rel_err": float("nan")}  # fmt: skip
-            if r.outcome is None:  # numbers: judge them
-                cmp = compare(r.value, r.grad, ref, case.dtype, tol)
-                row |= {"outcome": cmp.outcome, "error": cmp.error, "value": cmp.value,
-                        "value_rel_err": cmp.value_rel_err, "grad_rel_err": cmp.grad_rel_err}  # fmt: skip
-            out[case.id, r.api, r.recipe] = row
+    for j in judged(ADAPTER, cases):
+        out[j.case.id, j.api, j.recipe] = j.row | {"case": j.case, "result": j.result}
     return out
 
 
 @pytest.fixture(scope="module")
-def rows(request: pytest.FixtureRequest) -> dict[tuple[str, str, str], dict]:
+def rows(request: pytest.FixtureRequest, judged) -> dict[tuple[str, str, str], dict]:
     _compilation_cache(request.config)
-    return _rows(CASES)
+    return _rows(judged, CASES)
 
 
 def short(row: dict) -> str:
@@ -135,9 +122,9 @@ def test_every_supported_spec_has_rows_and_nothing_raises(rows: dict) -> None:
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_half_precision_is_computed_in_that_dtype(dtype: str) -> None:
+def test_half_precision_is_computed_in_that_dtype(dtype: str, judged) -> None:
     """A few half-precision cases run (no float64 promotion under x64) and match within their tolerance."""
-    mine = _rows([c for c in HALF if c.dtype == dtype])
+    mine = _rows(judged, [c for c in HALF if c.dtype == dtype])
     matched = [r for r in mine.values() if r["recipe"] == "matched"]
     assert len(matched) >= 6, [r["case_id"] for r in matched]
     wrong = [short(r) for r in matched if r["outcome"] != "ok"]
@@ -154,11 +141,11 @@ def test_half_precision_is_computed_in_that_dtype(dtype: str) -> None:
     ],
     ids=lambda s: s.flags,
 )
-def test_ignored_labels_reach_neither_value_nor_gradient(spec: LossSpec) -> None:
+def test_ignored_labels_reach_neither_value_nor_gradient(spec: LossSpec, judged) -> None:
     """Beyond the default set: (log-)probability inputs with ignore_index in and out of range, weights and
     smoothing; the masked compositions give the exact value and a zero gradient for ignored elements."""
     case = Case(kind="multiclass", spec=spec, shape=(16, 5), dtype="float64")
-    mine = _rows([case])
+    mine = _rows(judged, [case])
     matched = [r for r in mine.values() if r["recipe"] == "matched"]
     assert matched and all(r["outcome"] == "ok" for r in matched), "\n".join(short(r) for r in matched)
 

@@ -272,7 +272,7 @@ def test_out_of_range_label_is_an_error() -> None:
 
 
 def test_seed_golden_values() -> None:
-    """The seeds' worked examples (shared/seeds/000 and 003) to the digits the articles printed."""
+    """The seed articles' worked examples (seeds 000 and 003, cases/documented.py) to the digits they printed."""
     from cases.documented import documented_cases
 
     got = {c.name: float(evaluate(c.spec, c.inputs()).value) for c in documented_cases(("float64",))}

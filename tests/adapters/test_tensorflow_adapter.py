@@ -100,19 +100,10 @@ class Row:
 
 
 @pytest.fixture(scope="module")
-def rows() -> list[Row]:
-    """Every TensorFlow row of the default cases, judged as the harness judges it."""
-    out = []
-    for case in default_cases():
-        inputs = case.inputs()
-        ref = reference.evaluate(case.spec, inputs)
-        for r in ADAPTER.run_case(case, "cpu"):
-            outcome, error = r.outcome, r.error
-            if outcome is None:
-                c = metrics.compare(r.value, r.grad, ref, case.dtype, case_tolerance(case, inputs, case.dtype))
-                outcome, error = c.outcome, c.error
-            out.append(Row(case, inputs, r.api, r.recipe, r.recipe_code, outcome, error, r.value, r.grad, ref))
-    return out
+def rows(judged) -> list[Row]:
+    """Every TensorFlow row of the default cases, judged as the harness judges it (the shared fixture)."""
+    return [Row(j.case, j.inputs, j.api, j.recipe, j.code, j.outcome, j.error, j.value, j.grad, j.ref)
+            for j in judged(ADAPTER, default_cases())]  # fmt: skip
 
 
 def select(

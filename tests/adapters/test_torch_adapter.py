@@ -6,22 +6,15 @@ import pytest
 
 pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[torch]')")
 
-from adapters.reference import evaluate
 from adapters.torch_adapter import ADAPTER
 from cases.generator import default_cases
-from harness.judge.rows import accuracy_row
 
 CASES = default_cases()
 
 
 @pytest.fixture(scope="module")
-def rows() -> list[dict]:
-    out = []
-    for case in CASES:
-        ref = evaluate(case.spec, case.inputs())
-        for r in ADAPTER.run_case(case, "cpu"):
-            out.append(accuracy_row("test", case, "torch", ADAPTER.version(), "cpu", r, ref) | {"tag": case.tag})
-    return out
+def rows(judged) -> list[dict]:
+    return [r.row | {"tag": r.case.tag} for r in judged(ADAPTER, CASES)]
 
 
 def short(row: dict) -> str:

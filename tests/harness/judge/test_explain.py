@@ -205,6 +205,6 @@ def test_a_missing_registry_is_an_error_not_an_empty_list(monkeypatch: pytest.Mo
     import harness.judge.registry as registry
 
     monkeypatch.setattr(registry, "REGISTRY", ("adapters", "no_such_file.csv"))
-    with pytest.raises(RuntimeError, match="known-differences registry adapters/no_such_file.csv is missing"):
+    with pytest.raises(RuntimeError, match=r"known-differences registry adapters/no_such_file\.csv is missing"):
         registry.known_differences()
     assert registry.known_differences("framework,api,variant,condition,source\ntorch,a.b,v,c,s\n")[0].variant == "v"

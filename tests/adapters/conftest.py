@@ -1,0 +1,63 @@
+"""The one fixture every adapter's tests judge their rows with: the harness's own judge (accuracy_row,
+the rows of a run), so an adapter test and a run cannot disagree on a verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from adapters.base import Adapter, Result
+from adapters.reference import Evaluation, evaluate
+from cases.spec import Case, Inputs
+from harness.judge.rows import accuracy_row
+
+
+@dataclass(frozen=True, eq=False)
+class JudgedRow:
+    """One (case, api, recipe) result with its reference and the row a run writes for it."""
+
+    case: Case
+    inputs: Inputs
+    ref: Evaluation
+    result: Result = field(repr=False)
+    row: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:  # the row's columns as attributes: r.outcome, r.value_rel_err
+        row = self.__dict__.get("row", {})
+        if name in row:
+            return row[name]
+        raise AttributeError(name)
+
+    @property
+    def value(self) -> np.ndarray | None:
+        return self.result.value
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        return self.result.grad
+
+    @property
+    def code(self) -> str:
+        return self.result.recipe_code
+
+
+def judge_adapter(adapter: Adapter, cases: Sequence[Case], device: str = "cpu") -> list[JudgedRow]:
+    """Every supported (api, recipe) of `adapter` on `cases`, judged as `python -m harness run` judges it."""
+    out = []
+    for case in cases:
+        inputs = case.inputs()
+        ref = evaluate(case.spec, inputs)
+        memo: dict = {}
+        for r in adapter.run_case(case, device):
+            row = accuracy_row("test", case, adapter.name, adapter.version(), device, r, ref, memo, inputs)
+            out.append(JudgedRow(case, inputs, ref, r, row))
+    return out
+
+
+@pytest.fixture(scope="session")
+def judged() -> Callable[..., list[JudgedRow]]:
+    return judge_adapter
