@@ -311,25 +311,10 @@ def softmax_targets(spec: LossSpec, inputs: Inputs, dt: np.dtype, sem: Semantics
             f"Expected target in [0, {c}) or == ignore_index={spec.ignore_index}. "
             f"Received: target value {int(y[bad].flat[0])}"
         )
-    hit = ~valid_targets(y, c, spec.ignore_index)  # the labels the spec ignores
-    ignored = hit if sem.labels == "ignore" else np.zeros(y.shape, bool)
-    outside = hit & ((y < 0) | (y >= c))  # read as labels by an API without ignore_index
-    nan = extra = None
-    if sem.labels == "clip":
-        y_read = np.clip(y, 0, c - 1)
-    elif sem.labels == "wrap":
-        y_read = np.mod(y, c)
-    elif sem.labels == "nan":
-        wrapped = np.where(y < 0, y + c, y)
-        nan = hit & ((wrapped < 0) | (wrapped >= c))
-        y_read = np.clip(wrapped, 0, c - 1)
-        extra = np.where(nan, w[y_read], 0).astype(dt)  # the port's w[y] still multiplies the log-sum-exp
-        ignored = nan
-    else:
-        y_read = y
-    no_class = ignored | (outside & (sem.labels in ("zero", "zero_row")))
-    y_safe = np.where(no_class, 0, y_read)
-    unit = (outside & ~ignored) if sem.labels == "zero_row" else None
+    labels = read_labels(y, c, spec.ignore_index, sem.labels)
+    ignored, no_class, y_safe, nan = labels.ignored, labels.no_class, labels.y, labels.nan
+    extra = None if nan is None else np.where(nan, w[labels.read], 0).astype(dt)  # the port's w[y] times the lse
+    unit = labels.unit
     on, off = _smoothing_shares(sem.smoothing, e, c, dt)
     w_y = np.where(no_class, 0, w[y_safe]).astype(dt)
 
@@ -351,6 +336,40 @@ def softmax_targets(spec: LossSpec, inputs: Inputs, dt: np.dtype, sem: Semantics
     else:
         d = w_y.sum(dtype=dt)
     return Targets(index, d, nan, extra, unit)
+
+
+@dataclass(frozen=True, eq=False)
+class Labels:
+    """Index targets as a reading rule (`Semantics.labels`) reads them, element by element."""
+
+    y: np.ndarray  # the class each element's target term goes to (0 where it has none)
+    ignored: np.ndarray  # contributes nothing and is left out of the mean
+    no_class: np.ndarray  # has no target class (ignored, or a label one-hot to a zero row)
+    nan: np.ndarray | None  # its loss is NaN (a gather that fills)
+    unit: np.ndarray | None  # its gradient assumes labels summing to 1 (a zero row through softmax_xent)
+    read: np.ndarray  # the class the rule reads each label as (a NaN one's: what w[y] gathers), in [0, C)
+
+
+def read_labels(y: np.ndarray, c: int, ignore_index: int | None, rule: str = "ignore") -> Labels:
+    """Labels equal to ignore_index dropped (``ignore``, canonical), or read as an API without
+    ignore_index reads them: ``zero``/``zero_row`` (one-hot to zeros), ``clip``, ``wrap`` (mod C) or
+    ``nan`` (negative ones wrap once, those still outside [0, C) give NaN); in-range ones are classes."""
+    hit = ~valid_targets(y, c, ignore_index)  # the labels the spec ignores
+    outside = hit & ((y < 0) | (y >= c))
+    ignored, nan = (hit if rule == "ignore" else np.zeros(y.shape, bool)), None
+    if rule == "clip":
+        y_read = np.clip(y, 0, c - 1)
+    elif rule == "wrap":
+        y_read = np.mod(y, c)
+    elif rule == "nan":
+        wrapped = np.where(y < 0, y + c, y)
+        ignored = nan = hit & ((wrapped < 0) | (wrapped >= c))
+        y_read = np.clip(wrapped, 0, c - 1)
+    else:
+        y_read = y
+    no_class = ignored | (outside & (rule in ("zero", "zero_row")))
+    unit = (outside & ~ignored) if rule == "zero_row" else None
+    return Labels(np.where(no_class, 0, y_read), ignored, no_class, nan, unit, np.clip(y_read, 0, c - 1))
 
 
 def _smoothing_shares(rule: str, e: np.floating, c: int, dt: np.dtype) -> tuple[np.floating, np.floating]:

@@ -73,6 +73,21 @@ def slot_cpus(slot: int, jobs: int) -> tuple[int, ...] | None:
     return tuple(cpus[slot * share : (slot + 1) * share])
 
 
+def _start(worker: Worker, kind: str, info: dict[str, Any]) -> tuple[str, tuple[str, str] | None]:
+    """Start `worker`; record what env.json keeps of its hello in `info`. Returns the concrete device and,
+    where the worker cannot run cases, the (outcome, error) its rows get."""
+    try:
+        hello = worker.start()
+    except WorkerDied as e:
+        info[kind] = str(e)
+        return kind, (e.outcome, str(e))
+    info[kind] = hello.reason or hello.device
+    for key, value in (("threads", hello.threads), ("versions", hello.versions), (f"isa_{kind}", hello.isa)):
+        if value:
+            info[key] = value
+    return hello.device or kind, (("unsupported", hello.reason) if hello.reason else None)
+
+
 def _run_job(
     framework: str, kind: str, cases: Iterable[Case], judge: CaseJudge, options: RunOptions, sink: Sink,
     progress: Progress, stop: threading.Event, cpus: tuple[int, ...] | None = None,
@@ -102,21 +117,7 @@ def _run_job(
     # against each other and run several times slower); timing workers run alone and get them all
     threads = max(1, (options.threads or os.cpu_count() or 1) // max(1, options.jobs))
     worker = Worker(framework, kind, options.debug, threads, cpus=cpus)
-    hello = None
-    try:
-        hello = worker.start()
-    except WorkerDied as e:
-        hello_error = (e.outcome, str(e))
-    else:
-        hello_error = ("unsupported", hello.reason) if hello.reason else None
-    device = hello.device if hello and hello.device else kind
-    info[kind] = hello.reason or hello.device if hello else hello_error[1]
-    if hello and hello.threads:
-        info["threads"] = hello.threads
-    if hello and hello.versions:
-        info["versions"] = hello.versions
-    if hello and hello.isa:
-        info[f"isa_{kind}"] = hello.isa
+    device, hello_error = _start(worker, kind, info)
     counts: dict[str, int] = {}
     try:
         for case in cases:

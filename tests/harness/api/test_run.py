@@ -1,0 +1,50 @@
+"""harness.run(...) without argparse: options validated first, a run written, resume completing it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import harness
+from cases.generator import timing_plan
+from cases.names import UsageError
+
+
+def test_bad_options_are_one_line_and_write_nothing(tmp_path: Path) -> None:
+    for kwargs, message in (
+        ({"frameworks": "numpy,torhc"}, "Expected framework in {numpy, torch, tensorflow, jax}. Received: framework='torhc'"),
+        ({"timing": "fast"}, "Expected timing in {off, default, full}. Received: timing='fast'"),
+        ({"jobs": 0}, "Expected --case-timeout > 0, --jobs >= 1"),
+        ({"shard": "3/2"}, "Expected --shard K/N with 1 <= K <= N. Received: --shard='3/2'"),
+    ):
+        with pytest.raises(UsageError) as e:
+            harness.run(out=tmp_path / "r", quiet=True, **kwargs)
+        assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+        assert not (tmp_path / "r").exists()
+
+
+def test_a_run_and_its_resume(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = harness.run("numpy", "documented", "float32", "cpu", out=out, timing="off", quiet=True)
+    assert first.path == out and not first.partial and first.new_differences == 0
+    assert set(first.accuracy["dtype"]) == {"float32", "float64"}, "float64 is added: it decides the semantics"
+    assert json.loads((out / "env.json").read_text())["command"].startswith("harness.run('numpy'")
+    assert (out / "claims.parquet").is_file() and (out / "report.html").is_file()
+    # a run killed half-way: its rows.jsonl holds the first cases only; resume completes it to the same rows
+    lines = (out / "rows.jsonl").read_text().splitlines()
+    (out / "rows.jsonl").write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    again = harness.run(resume=out, quiet=True)
+    key = ["case_id", "framework", "api", "recipe"]
+    cols = [c for c in first.accuracy.columns if c != "run_id"]
+    assert again.accuracy.sort_values(key)[cols].reset_index(drop=True).equals(
+        first.accuracy.sort_values(key)[cols].reset_index(drop=True)
+    )
+
+
+def test_the_timing_policy_lives_with_the_cases() -> None:
+    default, full = timing_plan("default"), timing_plan("full")
+    assert timing_plan("off") == {"cpu": [], "gpu": []}
+    assert len(full["cpu"]) == len(default["cpu"]) + 1, "the CPU's largest case is timed with --timing full only"
+    assert {c.dtype for c in full["gpu"]} == {"float32", "bfloat16"}
