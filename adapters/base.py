@@ -92,11 +92,11 @@ class Code(str):
 
 
 def make_function(code: str, namespace: Mapping[str, Any]) -> Callable[..., Any]:
-    """Compile a snippet that assigns ``loss`` into ``f(x, y, w) -> loss``.
+    """Compile a snippet that assigns ``loss`` into ``f(x, y, w, s) -> loss``.
 
     A real function (not exec per call) so it can be jit-compiled and timed without overhead.
     """
-    src = "def _loss(x, y, w):\n" + textwrap.indent(code, "    ") + "\n    return loss\n"
+    src = "def _loss(x, y, w, s):\n" + textwrap.indent(code, "    ") + "\n    return loss\n"
     scope: dict[str, Any] = dict(namespace)
     exec(compile(src, "<recipe>", "exec"), scope)
     return scope["_loss"]
@@ -133,7 +133,9 @@ def classes_last(spec: LossSpec, inputs: Inputs) -> Inputs:
     if inputs.x.ndim <= 2:
         return inputs  # (N, C): already last
     target = inputs.target if spec.target == "index" else np.moveaxis(inputs.target, 1, -1)
-    return Inputs(np.moveaxis(inputs.x, 1, -1), target, inputs.weight)
+    s = inputs.sample_weight  # per loss element: (N, d1..dk), or x's shape for the element-wise sigmoid
+    s = np.moveaxis(s, 1, -1) if s is not None and spec.family == "sigmoid" else s
+    return Inputs(np.moveaxis(inputs.x, 1, -1), target, inputs.weight, s)
 
 
 def classes_back(spec: LossSpec, value: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +208,7 @@ class Adapter(ABC):
         the snippets' namespace. Called once per process."""
 
     def compile(self, code: str) -> Callable[..., Any]:
-        """The snippet as a function of framework tensors ``(x, y, w) -> loss`` (one per code: a jit
+        """The snippet as a function of framework tensors ``(x, y, w, s) -> loss`` (one per code: a jit
         cache keyed by the function then serves every shape and dtype)."""
         if code not in self._functions:
             self._functions[code] = make_function(code, self.namespace())

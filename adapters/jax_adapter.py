@@ -57,12 +57,36 @@ ONE_HOT = "jax.nn.one_hot(y, x.shape[-1], dtype=x.dtype)"  # dtype=: one_hot def
 KEEP = "where=(labels != 0) | (x > -jnp.inf)"
 
 
+BCE_LOSS = """\
+@jax.custom_vjp
+def bce(x, y):  # torch.nn.BCELoss: logs clamped at -100, backward (p - t) / max(p (1 - p), 1e-12)
+    return -(y * jnp.maximum(jnp.log(x), -100.0) + (1 - y) * jnp.maximum(jnp.log1p(-x), -100.0))
+def bce_bwd(res, dv):
+    x, y = res
+    return dv * (x - y) / jnp.maximum(x * (1 - x), jnp.asarray(1e-12, x.dtype)), jnp.zeros_like(y)
+bce.defvjp(lambda x, y: (bce(x, y), (x, y)), bce_bwd)
+loss = bce(x, y)"""
+
+
 def _reduce_mean_over_elements(spec: LossSpec) -> list[str]:
     return {"mean": ["loss = loss.mean()"], "sum": ["loss = loss.sum()"], "none": []}[spec.reduction]
 
 
 def _suffix(spec: LossSpec) -> str:
     return {"mean": ".mean()", "sum": ".sum()", "none": ""}[spec.reduction]
+
+
+def _native(spec: LossSpec, expr: str, product: bool = False) -> str:
+    """The obvious port's line: the per-example losses `expr` (a `product` is parenthesised), times the
+    sample weights if any, reduced by the array's own mean or sum."""
+    if spec.sample_weighted:
+        return f"loss = ({expr} * s){_suffix(spec)}"
+    return f"loss = ({expr}){_suffix(spec)}" if product else f"loss = {expr}{_suffix(spec)}"
+
+
+def _weigh(spec: LossSpec) -> list[str]:
+    """Sample weights multiply each element's loss; the mean's denominator stays the unweighted one."""
+    return ["loss = loss * s  # sample weights: a plain multiplier of each element's loss"] * spec.sample_weighted
 
 
 def _index_prologue(spec: LossSpec) -> list[str]:
@@ -102,9 +126,9 @@ def _integer_labels(spec: LossSpec) -> tuple[Recipe, Recipe]:
         why = f"{INTEGER} has no label smoothing; optax.smooth_labels needs one-hot labels (see {SOFTMAX})"
         native = Recipe("native", None, why)
     elif spec.weighted:
-        native = Recipe("native", f"loss = ({call} * w[y]){_suffix(spec)}")
+        native = Recipe("native", _native(spec, f"{call} * w[y]", product=True))
     else:
-        native = Recipe("native", f"loss = {call}{_suffix(spec)}")
+        native = Recipe("native", _native(spec, call))
 
     lines = _index_prologue(spec)
     if spec.input == "logits":
@@ -120,7 +144,7 @@ def _integer_labels(spec: LossSpec) -> tuple[Recipe, Recipe]:
         lines += [f"ce = {ce}", f"loss = (1 - {e}) * {wy}ce - {e} / x.shape[-1] * {wlogp}.sum(-1)"]
     else:
         lines.append(f"loss = {wy}{ce}")
-    lines += _index_epilogue(spec)
+    lines += _weigh(spec) + _index_epilogue(spec)
     canonical = spec.input == "logits" and spec.ignore_index is None and not spec.label_smoothing
     if canonical and (not spec.weighted or spec.reduction != "mean"):
         return native, Recipe("matched", native.code)  # the obvious port is already canonical
@@ -139,7 +163,7 @@ def _distribution(api: str, spec: LossSpec) -> tuple[Recipe, Recipe]:
     labels = _labels_native(spec)
     if spec.weighted:
         labels = f"{labels} * w"
-    native = Recipe("native", f"loss = {api}(x, {labels}){_suffix(spec)}")
+    native = Recipe("native", _native(spec, f"{api}(x, {labels})"))
 
     lines = _index_prologue(spec) if spec.target == "index" else []
     lines.append(f"labels = {_labels_native(spec)}" + (" * w" if spec.weighted else ""))
@@ -149,6 +173,7 @@ def _distribution(api: str, spec: LossSpec) -> tuple[Recipe, Recipe]:
         lines.append(f"loss = {api}(x, labels, {KEEP})")
     else:
         lines.append(f"loss = {api}(x, labels)")
+    lines += _weigh(spec)
     if spec.target == "index":
         lines += _index_epilogue(spec)
     else:
@@ -164,22 +189,24 @@ def _sigmoid(spec: LossSpec) -> tuple[Recipe, Recipe]:
         native = Recipe("native", None, f"{SIGMOID} has no pos_weight argument")
     else:
         labels = f"optax.smooth_labels(y, {py(spec.label_smoothing)})" if spec.label_smoothing else "y"
-        native = Recipe("native", f"loss = {SIGMOID}(x, {labels}){_suffix(spec)}")
+        native = Recipe("native", _native(spec, f"{SIGMOID}(x, {labels})"))
 
     lines = []
     if spec.label_smoothing:
         e = py(spec.label_smoothing)
         lines.append(f"y = (1 - {e}) * y + {e} / 2  # towards 1/2: optax.smooth_labels would use {e} / C")
-    if spec.input == "probs":  # no optax API takes probabilities: log(x) and log(1 - x), unclipped
+    if spec.input == "probs" and not spec.weighted:  # no optax API takes probabilities: PyTorch's BCELoss
+        lines.append(BCE_LOSS)
+    elif spec.input == "probs":  # pos_weight: no PyTorch API to follow; log(x) and log(1 - x), unclipped
         lines += [
-            "pos, neg = " + ("w * y" if spec.weighted else "y") + ", 1 - y",
+            "pos, neg = w * y, 1 - y",
             "loss = -(pos * jnp.log(jnp.where(pos != 0, x, 1)) + neg * jnp.log1p(-jnp.where(neg != 0, x, 0)))",
         ]
     elif spec.weighted:  # optax's own formula with pos_weight on the positive term
         lines.append("loss = -(w * y * jax.nn.log_sigmoid(x) + (1 - y) * jax.nn.log_sigmoid(-x))")
     else:
         lines.append(f"loss = {SIGMOID}(x, y)")
-    lines += _reduce_mean_over_elements(spec)
+    lines += _weigh(spec) + _reduce_mean_over_elements(spec)
     if spec.input == "logits" and not spec.weighted and not spec.label_smoothing:
         return native, Recipe("matched", native.code)  # the obvious port is already canonical
     return native, Recipe("matched", "\n".join(lines))
@@ -261,8 +288,8 @@ class JaxAdapter(Adapter):
         if fn not in self._jitted:
             jax, _, _ = self._import()
 
-            def total(x: Any, y: Any, w: Any) -> tuple[Any, Any]:
-                loss = fn(x, y, w)
+            def total(x: Any, y: Any, w: Any, s: Any) -> tuple[Any, Any]:
+                loss = fn(x, y, w, s)
                 return (loss.sum() if loss.ndim else loss), loss  # for `none`, the gradient of the sum
 
             self._jitted[fn] = jax.jit(jax.value_and_grad(total, has_aux=True))
@@ -285,7 +312,8 @@ class JaxAdapter(Adapter):
         x = put(inputs.x, dt)
         y = put(inputs.target, np.int32) if spec.target == "index" else put(inputs.target, dt)
         w = None if inputs.weight is None else put(inputs.weight, dt)
-        return x, y, w
+        s = None if inputs.sample_weight is None else put(inputs.sample_weight, dt)
+        return x, y, w, s
 
     def _enable_compilation_cache(self) -> None:
         """Keep XLA executables on disk for the accuracy pass: ~320 compiles of ~0.3 s each dominate it,
@@ -304,8 +332,8 @@ class JaxAdapter(Adapter):
         self._enable_compilation_cache()
         _, jnp, _ = self._import()
         dt = jnp.dtype(getattr(jnp, dtype))
-        x, y, w = self._stage(spec, inputs, dtype, device)
-        (_, loss), grad = self._value_and_grad(fn)(x, y, w)
+        x, y, w, s = self._stage(spec, inputs, dtype, device)
+        (_, loss), grad = self._value_and_grad(fn)(x, y, w, s)
         if loss.dtype != dt or grad.dtype != dt:
             raise RuntimeError(f"computed in {loss.dtype}/{grad.dtype}, not {dtype}: a promotion in the recipe")
         return np.asarray(loss).astype(np.float64, copy=False), np.asarray(grad).astype(np.float64, copy=False)
@@ -317,19 +345,19 @@ class JaxAdapter(Adapter):
         call compiles (and is reported as compile time)."""
         jax, jnp, optax = self._import()
         fn = make_function(code, {"jax": jax, "jnp": jnp, "optax": optax})  # not the cached one: jit anew
-        x, y, w = self._stage(spec, inputs, dtype, device)
+        x, y, w, s = self._stage(spec, inputs, dtype, device)
         if pass_ == "forward":
             step = fn
         else:
 
-            def total(x: Any, y: Any, w: Any) -> Any:
-                loss = fn(x, y, w)
+            def total(x: Any, y: Any, w: Any, s: Any) -> Any:
+                loss = fn(x, y, w, s)
                 return loss.sum() if loss.ndim else loss
 
             step = jax.grad(total)
         if mode == "compiled":
             step = jax.jit(step)
-        return (lambda: step(x, y, w)), jax.block_until_ready
+        return (lambda: step(x, y, w, s)), jax.block_until_ready
 
 
 def _release(version: str) -> tuple[int, ...]:

@@ -53,6 +53,8 @@ class NumpyAdapter(Adapter):
             result = fn(spec, inputs, dtype, scales=False)
         except TypeError as e:  # no bfloat16 without ml_dtypes
             raise Unavailable(str(e)) from e
+        if result.undefined:  # the canonical loss raises there, as PyTorch does
+            raise ValueError(result.undefined)
         return result.value.astype(np.float64, copy=False), result.grad.astype(np.float64, copy=False)
 
 

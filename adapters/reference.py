@@ -89,7 +89,8 @@ class Semantics:
       log_clamp: logs clamped at -100, gradient (p - t) / max(p (1 - p), 1e-12) (sigmoid).
       zero_log_zero: ``zero`` or ``nan`` (a zero coefficient times a -inf log is NaN).
       grad: ``exact`` or ``normalised_targets`` (softmax(x) - a, right only where a sums to 1).
-      denominator: the mean's: ``canonical``, ``elements`` (N d1..dk), ``count`` (non-ignored elements).
+      denominator: the mean's: ``canonical``, ``elements`` (N d1..dk), ``count`` (non-ignored elements),
+        ``sample_sum`` (the sum of the sample weights of the non-ignored elements).
       empty_mean: ``nan`` or ``zero`` (a mean over nothing is 0).
       reduction: "" or the reduction used instead of the spec's.
       last_axis_mean: averaged over the last axis first (sigmoid).
@@ -117,6 +118,7 @@ class Semantics:
 
 
 CANONICAL = Semantics()
+UNDEFINED = "PyTorch raises on labels outside [0, C) that are not ignore_index (the loss has no value there)"
 CLIP_EPSILON = 1e-7  # Keras' backend.epsilon()
 BCE_LOG_FLOOR = -100.0  # torch.nn.BCELoss clamps its logs here
 BCE_GRAD_FLOOR = 1e-12  # ... and its backward divides by max(p (1 - p), this), in the input's dtype
@@ -140,6 +142,7 @@ class Evaluation:
     grad: np.ndarray | GradRows
     scale: np.ndarray
     grad_scale: np.ndarray | GradRows | None = None
+    undefined: str = ""  # why the canonical loss has no value here (PyTorch raises); its NaNs mark where
 
 
 def numpy_dtype(dtype: str) -> np.dtype:
@@ -269,6 +272,7 @@ class Targets:
     nan: np.ndarray | None = None  # elements whose loss is NaN (labels read as NaN)
     extra: np.ndarray | None = None  # added to S = sum_c a of those elements (the weight the port multiplied)
     unit: np.ndarray | None = None  # elements whose S is 1 (zero rows through an op assuming labels sum to 1)
+    undefined: np.ndarray | None = None  # elements PyTorch raises on (labels outside [0, C)): value and gradient NaN
 
 
 def valid_targets(target: np.ndarray, n_classes: int, ignore_index: int | None) -> np.ndarray:
@@ -289,6 +293,8 @@ def softmax_targets(spec: LossSpec, inputs: Inputs, dt: np.dtype, sem: Semantics
     wc = class_axis(w, ndim)
     e = dt.type(spec.label_smoothing)
     elements = np.asarray(x.size // c, dt)
+    sw = None if inputs.sample_weight is None else np.broadcast_to(inputs.sample_weight, x.shape[:1] + x.shape[2:])
+    sw = None if sw is None else sw.astype(dt)
     if spec.target == "prob":
         t = np.asarray(inputs.target)
         if sem.targets == "normalised":
@@ -300,20 +306,18 @@ def softmax_targets(spec: LossSpec, inputs: Inputs, dt: np.dtype, sem: Semantics
                 a *= 1 - e
                 a += e / dt.type(c)
             a *= wc
+            if sw is not None:
+                a *= np.expand_dims(sw[rows], 1)
             return a
 
-        return Targets(prob, elements)
+        return Targets(prob, elements if sem.denominator != "sample_sum" or sw is None else sw.sum(dtype=dt))
 
     y = np.asarray(inputs.target)
-    bad = out_of_range(y, c, spec.ignore_index)
-    if bad.any():
-        raise ValueError(
-            f"Expected target in [0, {c}) or == ignore_index={spec.ignore_index}. "
-            f"Received: target value {int(y[bad].flat[0])}"
-        )
     labels = read_labels(y, c, spec.ignore_index, sem.labels)
     ignored, no_class, y_safe, nan = labels.ignored, labels.no_class, labels.y, labels.nan
     extra = None if nan is None else np.where(nan, w[labels.read], 0).astype(dt)  # the port's w[y] times the lse
+    if extra is not None and sw is not None:
+        extra *= sw
     unit = labels.unit
     on, off = _smoothing_shares(sem.smoothing, e, c, dt)
     w_y = np.where(no_class, 0, w[y_safe]).astype(dt)
@@ -327,15 +331,19 @@ def softmax_targets(spec: LossSpec, inputs: Inputs, dt: np.dtype, sem: Semantics
         else:
             a *= wc
         a *= np.expand_dims(~ignored[rows], 1)  # ignored elements contribute nothing
+        if sw is not None:
+            a *= np.expand_dims(sw[rows], 1)
         return a
 
     if sem.denominator == "elements":
         d = elements
     elif sem.denominator == "count":
         d = np.asarray(np.count_nonzero(~ignored), dt)
+    elif sem.denominator == "sample_sum":
+        d = (np.ones(y.shape, dt) if sw is None else sw)[~ignored].sum(dtype=dt)
     else:
         d = w_y.sum(dtype=dt)
-    return Targets(index, d, nan, extra, unit)
+    return Targets(index, d, nan, extra, unit, labels.undefined)
 
 
 @dataclass(frozen=True, eq=False)
@@ -348,15 +356,21 @@ class Labels:
     nan: np.ndarray | None  # its loss is NaN (a gather that fills)
     unit: np.ndarray | None  # its gradient assumes labels summing to 1 (a zero row through softmax_xent)
     read: np.ndarray  # the class the rule reads each label as (a NaN one's: what w[y] gathers), in [0, C)
+    undefined: np.ndarray | None  # outside [0, C) and not ignore_index, read canonically: PyTorch raises
 
 
 def read_labels(y: np.ndarray, c: int, ignore_index: int | None, rule: str = "ignore") -> Labels:
-    """Labels equal to ignore_index dropped (``ignore``, canonical), or read as an API without
-    ignore_index reads them: ``zero``/``zero_row`` (one-hot to zeros), ``clip``, ``wrap`` (mod C) or
-    ``nan`` (negative ones wrap once, those still outside [0, C) give NaN); in-range ones are classes."""
+    """Labels equal to ignore_index dropped and labels outside [0, C) undefined (``ignore``, canonical:
+    PyTorch raises on those), or both read as an API that takes any label reads them: ``zero``/``zero_row``
+    (one-hot to zeros), ``clip``, ``wrap`` (mod C) or ``nan`` (negative ones wrap once, those still outside
+    [0, C) give NaN); an ignore_index inside [0, C) is then a class like any other."""
     hit = ~valid_targets(y, c, ignore_index)  # the labels the spec ignores
+    oob = ~hit & ((y < 0) | (y >= c))  # not ignored, and no class
+    undefined = oob if rule == "ignore" and oob.any() else None
+    if rule != "ignore":
+        hit = hit | oob  # read like the ignored labels an API without ignore_index sees
     outside = hit & ((y < 0) | (y >= c))
-    ignored, nan = (hit if rule == "ignore" else np.zeros(y.shape, bool)), None
+    ignored, nan = (hit | oob if rule == "ignore" else np.zeros(y.shape, bool)), None
     if rule == "clip":
         y_read = np.clip(y, 0, c - 1)
     elif rule == "wrap":
@@ -369,7 +383,8 @@ def read_labels(y: np.ndarray, c: int, ignore_index: int | None, rule: str = "ig
         y_read = y
     no_class = ignored | (outside & (rule in ("zero", "zero_row")))
     unit = (outside & ~ignored) if rule == "zero_row" else None
-    return Labels(np.where(no_class, 0, y_read), ignored, no_class, nan, unit, np.clip(y_read, 0, c - 1))
+    read = np.clip(y_read, 0, c - 1)
+    return Labels(np.where(no_class, 0, y_read), ignored, no_class, nan, unit, read, undefined)
 
 
 def _smoothing_shares(rule: str, e: np.floating, c: int, dt: np.dtype) -> tuple[np.floating, np.floating]:
@@ -454,6 +469,12 @@ def _softmax(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, lazy:
                 gscale[r] = gs
     if tg.nan is not None:
         loss[tg.nan] = np.nan
+    if tg.undefined is not None:  # no value where PyTorch raises: NaN marks those elements and gradient rows
+        loss[tg.undefined] = scale[tg.undefined] = np.nan
+        if grad is not None:
+            _undefine(grad, tg.undefined)
+            if gscale is not None:
+                _undefine(gscale, tg.undefined)
 
     def remake(r: slice, want_scale: bool) -> np.ndarray:
         with np.errstate(all="ignore"):
@@ -464,12 +485,21 @@ def _softmax(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, lazy:
             else:
                 logp = xr if spec.input == "log_probs" else _probs_rows(xr, sem, dt)[0]
             g, gs = _grad_rows(spec, sem, xr, logp, tg.coefficients(r), _sums(tg, r), dt, want_scale)
-            return gs if want_scale else g
+            out = gs if want_scale else g
+            if tg.undefined is not None:
+                _undefine(out, tg.undefined[r])
+            return out
 
     if grad is None:
         grad = GradRows(x.shape, dt, lambda r: remake(r, False))
         gscale = GradRows(x.shape, dt, lambda r: remake(r, True)) if scales else None
-    return _reduce(spec, sem, Evaluation(loss, grad, scale, gscale), tg.denominator, dt)
+    ev = _reduce(spec, sem, Evaluation(loss, grad, scale, gscale), tg.denominator, dt)
+    return dataclasses.replace(ev, undefined=UNDEFINED) if tg.undefined is not None else ev
+
+
+def _undefine(g: np.ndarray, undefined: np.ndarray) -> None:
+    """NaN the gradient rows (all classes) of undefined elements, in place."""
+    g[np.broadcast_to(np.expand_dims(undefined, 1), g.shape)] = np.nan
 
 
 def _sums(tg: Targets, r: slice) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -679,6 +709,13 @@ def _sigmoid(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, scale
     loss = np.broadcast_to(loss, x.shape).astype(dt)
     scale = np.broadcast_to(scale, x.shape).astype(dt)
     grad, gscale = grad.astype(dt), (gscale.astype(dt) if scales else None)
+    d = np.asarray(x.size, dt)
+    if inputs.sample_weight is not None:  # a plain multiplier of each element's loss (BCELoss's weight=)
+        sw = np.broadcast_to(inputs.sample_weight, x.shape).astype(dt)
+        loss, grad = loss * sw, grad * sw
+        scale, gscale = scale * np.abs(sw), (None if gscale is None else gscale * np.abs(sw))
+        if sem.denominator == "sample_sum":
+            d = sw.sum(dtype=dt)
     if sem.last_axis_mean and spec.reduction != "mean" and x.ndim > 1:  # Keras BinaryCrossentropy
         c = dt.type(x.shape[-1])
         if spec.reduction == "none":
@@ -687,4 +724,4 @@ def _sigmoid(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, scale
             loss, scale = loss / c, scale / c
         grad = grad / c
         gscale = None if gscale is None else gscale / c
-    return _reduce(spec, sem, Evaluation(loss, grad, scale, gscale), np.asarray(x.size, dt), dt)
+    return _reduce(spec, sem, Evaluation(loss, grad, scale, gscale), d, dt)

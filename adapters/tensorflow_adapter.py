@@ -35,6 +35,7 @@ float64; half-precision inputs keep Keras' float32 loss, which also keeps sparse
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -92,7 +93,10 @@ def _join(*lines: str | None) -> str:
 
 
 def _reduce(spec: LossSpec) -> str:
-    """Canonical reduction of the per-element loss ``l`` (ignored elements already 0 in it)."""
+    """Canonical reduction of the per-element loss ``l`` (ignored elements already 0 in it), sample weights
+    first: a plain multiplier of each element's loss, the denominator unchanged."""
+    if spec.sample_weighted:
+        return "l = l * s  # sample weights\n" + _reduce(dataclasses.replace(spec, sample_weighted=False))
     if spec.reduction == "none":
         return "loss = l"
     if spec.reduction == "sum":
@@ -109,7 +113,8 @@ def _reduce(spec: LossSpec) -> str:
 
 
 def _native_reduce(spec: LossSpec, expr: str) -> str:
-    """The tf.nn port: the framework's own mean (tf.reduce_mean of the per-example losses)."""
+    """The tf.nn port: the framework's own mean (tf.reduce_mean of the per-example losses, times s if any)."""
+    expr = f"s * {expr}" if spec.sample_weighted else expr
     return {"none": f"loss = {expr}", "sum": f"loss = tf.reduce_sum({expr})", "mean": f"loss = tf.reduce_mean({expr})"}[
         spec.reduction
     ]
@@ -169,14 +174,31 @@ def _xlogy_softmax(spec: LossSpec) -> str:
     )
 
 
+BCE_LOSS = """\
+@tf.custom_gradient
+def bce(x):  # torch.nn.BCELoss: logs clamped at -100, backward (p - t) / max(p (1 - p), 1e-12)
+    v = -(y * tf.maximum(tf.math.log(x), -100.0) + (1 - y) * tf.maximum(tf.math.log1p(-x), -100.0))
+    return v, lambda dv: dv * (x - y) / tf.maximum(x * (1 - x), tf.constant(1e-12, x.dtype))
+l = bce(x)"""
+
+
 def _xlogy_sigmoid(spec: LossSpec) -> str:
+    """Probabilities: Keras clips them, so compute from x itself; as PyTorch's BCELoss does where it can
+    (no pos_weight), with its log clamp and its gradient, departures from the exact loss included."""
     pos = "w * y" if spec.weighted else "y"
     return _join(
         "# Keras clips x to [1e-7, 1 - 1e-7] (keras/src/backend/tensorflow/nn.py): use log(x), log1p(-x)",
         _smooth_sigmoid(spec),
-        f"l = -(tf.math.xlogy({pos}, x) + tf.math.xlog1py(1 - y, -x))",
+        f"l = -(tf.math.xlogy({pos}, x) + tf.math.xlog1py(1 - y, -x))" if spec.weighted else BCE_LOSS,
         _reduce(spec),
     )
+
+
+def _native_sample_weight(spec: LossSpec) -> str:
+    """Keras' one sample_weight argument in the obvious port: the class weights w[y], the sample weights s."""
+    sw = [w for w, on in (("tf.gather(w, y)", spec.weighted and spec.target == "index"), ("s", spec.sample_weighted))
+          if on]  # fmt: skip
+    return f", sample_weight={' * '.join(sw)}" if sw else ""
 
 
 def _keras_reduction(spec: LossSpec) -> str:
@@ -221,10 +243,13 @@ def _sparse_xent(spec: LossSpec) -> tuple[Recipe, Recipe]:
     else:  # ignore_index has no argument either: the labels go in as they are (and raise on CPU)
         native = Recipe("native", _native_reduce(spec, f"tf.gather(w, y) * {call}" if spec.weighted else call))
 
-    term = f"tf.gather(w, y) * {call}" if spec.weighted else call
+    nll = spec.input == "log_probs"  # any real scores: the NLL picks -x[y] (log_softmax would renormalise)
+    picked = "-tf.gather(x, y, batch_dims=len(y.shape))" if nll else call
+    term = f"tf.gather(w, y) * {picked}" if spec.weighted else picked
     e = spec.label_smoothing
     if e:  # smoothing spreads e over every class: the sparse term plus e/C times the class sum
-        logp = "w * tf.nn.log_softmax(x)" if spec.weighted else "tf.nn.log_softmax(x)"
+        logp = "x" if nll else "tf.nn.log_softmax(x)"
+        logp = f"w * {logp}" if spec.weighted else logp
         term = f"{py(1 - e)} * {term} - {py(e)} / x.shape[-1] * tf.reduce_sum({logp}, axis=-1)"
     matched = _join(
         _keep(spec),
@@ -281,8 +306,7 @@ def _categorical(spec: LossSpec) -> tuple[Recipe, Recipe]:
     else:
         y = "tf.one_hot(y, x.shape[-1])" if spec.target == "index" else "y"
         args = _keras_args(from_logits=logits, label_smoothing=py(e) if e else None, reduction=_keras_reduction(spec))
-        sw = ", sample_weight=tf.gather(w, y)" if spec.weighted else ""
-        native = Recipe("native", f"loss = {api}({args})({y}, x{sw})")
+        native = Recipe("native", f"loss = {api}({args})({y}, x{_native_sample_weight(spec)})")
     if not logits:
         return native, Recipe("matched", _xlogy_softmax(spec))
 
@@ -300,6 +324,10 @@ def _categorical(spec: LossSpec) -> tuple[Recipe, Recipe]:
     if ii:
         sw = f"tf.where(keep, {sw}, 0)" if sw else "tf.cast(keep, x.dtype)"
     reduction = _keras_reduction(spec)
+    if spec.sample_weighted:  # per-element losses (class weights in), then the canonical reduction
+        args = _keras_args(from_logits=True, label_smoothing=smoothing, reduction="'none'", dtype=KERAS_DTYPE)
+        lines += [f"l = {api}({args})({labels}, x{', sample_weight=' + sw if sw else ''})", _reduce(spec)]
+        return native, Recipe("matched", _join(*lines))
     if spec.reduction == "mean" and spec.target == "index" and (spec.weighted or ii):
         if spec.weighted and e:  # the sample weights are row sums of w * t', not w[y]: divide by hand
             d = "tf.where(keep, tf.gather(w, y), 0)" if ii else "tf.gather(w, y)"
@@ -326,7 +354,7 @@ def _sparse_categorical(spec: LossSpec) -> tuple[Recipe, Recipe]:
     logits = spec.input == "logits"
     ii = spec.ignore_index
     args = _keras_args(from_logits=logits, ignore_class=ii, reduction=_keras_reduction(spec))
-    native = f"loss = {api}({args})(y, x{', sample_weight=tf.gather(w, y)' if spec.weighted else ''})"
+    native = f"loss = {api}({args})(y, x{_native_sample_weight(spec)})"
     if not logits:
         return Recipe("native", native), Recipe("matched", _xlogy_softmax(spec))
 
@@ -336,6 +364,10 @@ def _sparse_categorical(spec: LossSpec) -> tuple[Recipe, Recipe]:
     sw = None
     if spec.weighted:
         sw = "tf.gather(w, y)" if ii is None else f"tf.gather(w, tf.where(y != {ii}, y, 0))"
+    if spec.sample_weighted:  # per-element losses (ignored ones 0, class weights in), the canonical reduction
+        args = _keras_args(from_logits=True, ignore_class=ii, reduction="'none'", dtype=KERAS_DTYPE)
+        lines += [f"l = {api}({args})(y, x{', sample_weight=' + sw if sw else ''})", _keep(spec), _reduce(spec)]
+        return Recipe("native", native), Recipe("matched", _join(*lines))
     reduction = _keras_reduction(spec)
     if spec.reduction == "mean" and spec.weighted:
         reduction = "'mean_with_sample_weight'"
@@ -354,22 +386,26 @@ def _binary(spec: LossSpec) -> tuple[Recipe, Recipe]:
         native = Recipe("native", None, f"{api} has no pos_weight argument (sample_weight scales both terms)")
     else:
         args = _keras_args(from_logits=logits, label_smoothing=py(e) if e else None, reduction=_keras_reduction(spec))
-        native = Recipe("native", f"loss = {api}({args})(y, x)")
+        native = Recipe("native", f"loss = {api}({args})(y, x{_native_sample_weight(spec)})")
     if not logits:
         return native, Recipe("matched", _xlogy_sigmoid(spec))
 
-    # BinaryCrossentropy averages over the last axis: a trailing axis of 1 keeps every element.
-    reduction = _keras_reduction(spec)
+    # BinaryCrossentropy averages over the last axis: a trailing axis of 1 keeps every element; with sample
+    # weights the per-element losses are reduced by hand (the canonical reduction, sample weights first)
+    reduction = "'none'" if spec.sample_weighted else _keras_reduction(spec)
+    out = "l" if spec.sample_weighted else "loss"
     if not spec.weighted:
         args = _keras_args(
             from_logits=True, label_smoothing=py(e) if e else None, reduction=reduction, dtype=KERAS_DTYPE
         )
-        return native, Recipe("matched", f"loss = {api}({args})(y[..., None], x[..., None])")
+        line = f"{out} = {api}({args})(y[..., None], x[..., None])"
+        return native, Recipe("matched", _join(line, _reduce(spec) if spec.sample_weighted else None))
     args = _keras_args(from_logits=True, reduction=reduction, dtype=KERAS_DTYPE)
     matched = _join(
         _smooth_sigmoid(spec),
         "k = w * y + 1 - y  # pos_weight w: k * bce(w * y / k) = w * y * softplus(-x) + (1 - y) * softplus(x)",
-        f"loss = {api}({args})((w * y / k)[..., None], x[..., None], sample_weight=k)",
+        f"{out} = {api}({args})((w * y / k)[..., None], x[..., None], sample_weight=k)",
+        _reduce(spec) if spec.sample_weighted else None,
     )
     return native, Recipe("matched", matched)
 
@@ -384,7 +420,8 @@ def _sigmoid_input(*inputs: str) -> Callable[[LossSpec], bool]:
 
 APIS = (
     Api("tf.nn.softmax_cross_entropy_with_logits", _softmax_input("logits"), _softmax_xent),
-    Api("tf.nn.sparse_softmax_cross_entropy_with_logits", _softmax_input("logits"), _sparse_xent),
+    # NLLLoss ported to tf.nn: the obvious port applies log_softmax to the scores again
+    Api("tf.nn.sparse_softmax_cross_entropy_with_logits", _softmax_input("logits", "log_probs"), _sparse_xent),
     Api("tf.nn.sigmoid_cross_entropy_with_logits", _sigmoid_input("logits"), _sigmoid_xent),
     Api("tf.nn.weighted_cross_entropy_with_logits", _sigmoid_input("logits"), _weighted_xent),
     Api("keras.losses.CategoricalCrossentropy", _softmax_input("logits", "probs"), _categorical),
@@ -442,17 +479,18 @@ class TensorflowAdapter(Adapter):
             x = tensor(inputs.x)
             y = tf.constant(inputs.target, tf.int64) if spec.target == "index" else tensor(inputs.target)
             w = None if inputs.weight is None else tf.cast(tf.constant(inputs.weight, tf.float64), tdt)
-        return x, y, w
+            s = None if inputs.sample_weight is None else tf.cast(tf.constant(inputs.sample_weight, tf.float64), tdt)
+        return x, y, w, s
 
     def evaluate(
         self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
     ) -> tuple[np.ndarray, np.ndarray]:
         tf, _ = load_tensorflow()
-        x, y, w = self._stage(spec, inputs, dtype, device)
+        x, y, w, s = self._stage(spec, inputs, dtype, device)
         with tf.device(_tf_device(device)):
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                loss = fn(x, y, w)
+                loss = fn(x, y, w, s)
             grad = tape.gradient(loss, x)  # of the sum of the elements for reduction='none'
             value = tf.cast(loss, tf.float64).numpy()
             grad = np.zeros(tuple(x.shape)) if grad is None else tf.cast(tf.convert_to_tensor(grad), tf.float64).numpy()
@@ -463,17 +501,17 @@ class TensorflowAdapter(Adapter):
     ) -> tuple[Callable[[], Any], Callable[[Any], None]]:
         tf, _ = load_tensorflow()
         fn = make_function(code, self.namespace())  # a fresh function: a compiler cache keyed by it starts empty
-        x, y, w = self._stage(spec, inputs, dtype, device)
+        x, y, w, s = self._stage(spec, inputs, dtype, device)
         if pass_ == "forward":
 
             def step() -> Any:
-                return fn(x, y, w)
+                return fn(x, y, w, s)
         else:
 
             def step() -> Any:
                 with tf.GradientTape() as tape:
                     tape.watch(x)
-                    loss = fn(x, y, w)
+                    loss = fn(x, y, w, s)
                 return tape.gradient(loss, x)
 
         if mode == "compiled":

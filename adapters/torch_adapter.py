@@ -18,23 +18,49 @@ from adapters.base import Adapter, Api, Code, Recipe, kwargs_code, make_function
 from cases.spec import Inputs, LossSpec
 
 W = Code("w")
+S = Code("s")
 
 
-def _index_args(spec: LossSpec, smoothing: bool = True) -> str:
+def _index_args(spec: LossSpec, smoothing: bool = True, reduction: str | None = None) -> str:
     return kwargs_code(
         weight=W if spec.weighted else None,
         ignore_index=spec.ignore_index,
         label_smoothing=spec.label_smoothing if (smoothing and spec.label_smoothing) else None,
-        reduction=spec.reduction,
+        reduction=reduction or spec.reduction,
     )
 
 
-def _nll(spec: LossSpec, x: str) -> str:
+def _sample_weighted(spec: LossSpec, call: str, matched: bool) -> str:
+    """torch's softmax losses have no per-element weight: the per-element losses times ``s``, reduced. The
+    obvious port takes their mean (over N); PyTorch's rule keeps the unweighted denominator."""
+    if spec.reduction == "none":
+        return f"loss = {call} * s"
+    if spec.reduction == "sum" or not matched:
+        return f"loss = ({call} * s).{spec.reduction}()"
+    if spec.target != "index":
+        d = "l.numel()"
+    elif spec.ignore_index is None:
+        d = "w[y].sum()" if spec.weighted else "y.numel()"
+    else:
+        keep = f"(y != {spec.ignore_index})"
+        d = f"torch.where({keep}, w[torch.where({keep}, y, 0)], 0).sum()" if spec.weighted else f"{keep}.sum()"
+    return f"l = {call} * s\nloss = l.sum() / {d}  # the mean's denominator without the sample weights"
+
+
+def _nll(spec: LossSpec, x: str, matched: bool = True) -> str:
+    if spec.sample_weighted:
+        return _sample_weighted(spec, f"F.nll_loss({x}, y, {_index_args(spec, False, 'none')})", matched)
     return f"loss = F.nll_loss({x}, y, {_index_args(spec, smoothing=False)})"
 
 
 def _cross_entropy(spec: LossSpec) -> tuple[Recipe, Recipe]:
-    native = Recipe("native", f"loss = F.cross_entropy(x, y, {_index_args(spec)})")
+    if spec.sample_weighted:
+        call = f"F.cross_entropy(x, y, {_index_args(spec, reduction='none')})"
+        native = Recipe("native", _sample_weighted(spec, call, matched=False))
+        if spec.input == "logits":
+            return native, Recipe("matched", _sample_weighted(spec, call, matched=True))
+    else:
+        native = Recipe("native", f"loss = F.cross_entropy(x, y, {_index_args(spec)})")
     if spec.input == "logits":
         return native, Recipe("matched", native.code)
     # cross_entropy applies log_softmax itself; on (log-)probabilities the value may survive but
@@ -50,8 +76,7 @@ def _nll_loss(spec: LossSpec) -> tuple[Recipe, Recipe]:
         return unsupported("nll_loss takes class indices only")
     if spec.label_smoothing:
         return unsupported("nll_loss has no label_smoothing argument")
-    code = _nll(spec, "x")
-    return Recipe("native", code), Recipe("matched", code)
+    return Recipe("native", _nll(spec, "x", matched=False)), Recipe("matched", _nll(spec, "x"))
 
 
 def _smooth_binary(spec: LossSpec) -> str:
@@ -62,7 +87,8 @@ def _smooth_binary(spec: LossSpec) -> str:
 def _bce_with_logits(spec: LossSpec) -> tuple[Recipe, Recipe]:
     call = (
         "loss = F.binary_cross_entropy_with_logits(x, y, "
-        + kwargs_code(pos_weight=W if spec.weighted else None, reduction=spec.reduction)
+        + kwargs_code(weight=S if spec.sample_weighted else None, pos_weight=W if spec.weighted else None,
+                      reduction=spec.reduction)
         + ")"
     )
     native = (
@@ -76,7 +102,8 @@ def _bce_with_logits(spec: LossSpec) -> tuple[Recipe, Recipe]:
 def _bce(spec: LossSpec) -> tuple[Recipe, Recipe]:
     if spec.weighted:
         return unsupported("binary_cross_entropy has a per-element weight but no pos_weight")
-    call = f"loss = F.binary_cross_entropy(x, y, reduction={spec.reduction!r})"
+    args = kwargs_code(weight=S if spec.sample_weighted else None, reduction=spec.reduction)
+    call = f"loss = F.binary_cross_entropy(x, y, {args})"
     native = (
         Recipe("native", call)
         if not spec.label_smoothing
@@ -144,15 +171,16 @@ class TorchAdapter(Adapter):
         else:
             y = torch.tensor(inputs.target, dtype=tdt, device=device)
         w = None if inputs.weight is None else torch.tensor(inputs.weight, dtype=tdt, device=device)
-        return x, y, w
+        s = None if inputs.sample_weight is None else torch.tensor(inputs.sample_weight, dtype=tdt, device=device)
+        return x, y, w, s
 
     def evaluate(
         self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
     ) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        x, y, w = self._stage(spec, inputs, dtype, device, grad=True)
-        loss = fn(x, y, w)
+        x, y, w, s = self._stage(spec, inputs, dtype, device, grad=True)
+        loss = fn(x, y, w, s)
         (loss.sum() if loss.dim() else loss).backward()
         grad = x.grad if x.grad is not None else torch.zeros_like(x)
         return (
@@ -171,16 +199,16 @@ class TorchAdapter(Adapter):
             # `<recipe>`, and dynamo's automatic-dynamic memory (keyed by that name) would otherwise
             # compile every later shape as a dynamic-shape kernel
             fn = torch.compile(fn, dynamic=False)
-        x, y, w = self._stage(spec, inputs, dtype, device, grad=pass_ == "forward_backward")
+        x, y, w, s = self._stage(spec, inputs, dtype, device, grad=pass_ == "forward_backward")
         if pass_ == "forward":
 
             def call() -> Any:
                 with torch.no_grad():
-                    return fn(x, y, w)
+                    return fn(x, y, w, s)
         else:
 
             def call() -> Any:
-                loss = fn(x, y, w)
+                loss = fn(x, y, w, s)
                 return torch.autograd.grad(loss.sum() if loss.dim() else loss, x)[0]  # x.grad untouched
 
         if device.startswith("cuda"):

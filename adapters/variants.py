@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.reference import CANONICAL, Evaluation, Semantics, evaluate, softmax_targets
+from adapters.reference import CANONICAL, Evaluation, Semantics, evaluate, out_of_range, softmax_targets
 from cases.spec import Inputs, LossSpec
 
 F64 = np.dtype(np.float64)
@@ -89,19 +89,30 @@ def _canonical_denominator(s: LossSpec, i: Inputs) -> float:
     return float(softmax_targets(s, i, F64).denominator)
 
 
+def _labels_outside(s: LossSpec, i: Inputs) -> bool:
+    """Index targets with labels outside [0, C) that are not ignore_index (PyTorch raises on them)."""
+    return s.target == "index" and bool(out_of_range(np.asarray(i.target), i.x.shape[1], s.ignore_index).any())
+
+
 def _masked_mean(s: LossSpec, i: Inputs) -> bool:
-    """A weighted or masked mean over index targets."""
-    return _index(s, i) and s.reduction == "mean" and (s.weighted or s.ignore_index is not None)
+    """A weighted or masked mean over index targets (labels outside [0, C) mask as ignored ones do)."""
+    if not (_index(s, i) and s.reduction == "mean"):
+        return False
+    return s.weighted or s.ignore_index is not None or _labels_outside(s, i)
 
 
 def _ignored_labels(*outside: tuple[int, int]) -> Applies:
-    """ignore_index labels present (and, if `outside` is given, ignore_index outside [lo*C, hi*C))."""
+    """Labels an API without ignore_index reads as labels: ignore_index ones present (outside [lo*C, hi*C)
+    for each given range, if any), or labels outside [0, C) that are not ignore_index (PyTorch raises)."""
 
     def applies(s: LossSpec, i: Inputs) -> bool:
-        if not _index(s, i) or s.ignore_index is None or not (np.asarray(i.target) == s.ignore_index).any():
+        if not _index(s, i):
             return False
-        c = i.x.shape[1]
-        return all(not (lo * c <= s.ignore_index < hi * c) for lo, hi in outside)
+        y, c = np.asarray(i.target), i.x.shape[1]
+        ignored = s.ignore_index is not None and (y == s.ignore_index).any()
+        if ignored and all(not (lo * c <= s.ignore_index < hi * c) for lo, hi in outside):
+            return True
+        return _labels_outside(s, i)
 
     return applies
 
@@ -177,6 +188,10 @@ VARIANTS: tuple[Variant, ...] = (
             SOURCES["keras_losses"], _all(_masked_mean, lambda s, i: s.weighted), {"denominator": "count"}),
     Variant("sample_weight=w[y]", "class weights applied per sample: w[y] scales the whole smoothed loss",
             SOURCES["keras_losses"], _all(_smoothed_index, lambda s, i: s.weighted), {"class_weights": "sample"}),
+    Variant("sample_weight_norm=sum",
+            "a sample-weighted mean divided by the sum of the sample weights, not by the unweighted count",
+            SOURCES["keras_losses"], lambda s, i: s.sample_weighted and s.reduction == "mean",
+            {"denominator": "sample_sum"}),
     Variant("reduction=sum", "summed instead of averaged", SOURCES["tf_nn"], lambda s, i: s.reduction == "mean",
             {"reduction": "sum"}),
     Variant("reduction=mean", "averaged instead of summed", SOURCES["keras_losses"],
@@ -216,10 +231,12 @@ VARIANTS: tuple[Variant, ...] = (
             {"zero_log_zero": "nan"}),
     # labels equal to ignore_index read by an API without ignore_index
     Variant("label_oob=zero_row",
-            "ignored labels one-hot to zero rows fed to softmax_cross_entropy_with_logits: loss 0, gradient softmax(x)",
+            "out-of-range labels one-hot to zero rows through softmax_cross_entropy_with_logits: loss 0, gradient "
+            "softmax(x)",
             SOURCES["tf_one_hot"], _ignored_labels((0, 1)), {"labels": "zero_row"}),
-    Variant("label_oob=zero", "ignored labels one-hot to zero rows (only label smoothing's share remains)",
-            SOURCES["jax_one_hot"], _all(_ignored_labels((0, 1)), lambda s, i: s.label_smoothing > 0),
+    Variant("label_oob=zero", "out-of-range labels one-hot to zero rows (only label smoothing's share remains)",
+            SOURCES["jax_one_hot"],
+            _all(_ignored_labels((0, 1)), lambda s, i: s.label_smoothing > 0 or _labels_outside(s, i)),
             {"labels": "zero"}),
     Variant("label_oob=nan", "out-of-range labels give a NaN loss (a gather that fills)", SOURCES["optax_1185"],
             _all(_ignored_labels((-1, 1)), lambda s, i: not s.label_smoothing), {"labels": "nan"}),

@@ -20,12 +20,15 @@ class Inputs:
     float targets are C-ordered at 64-byte aligned addresses (`aligned`).
 
     ``x``: (N, C) or (N, C, d1..dk). ``target``: int64 (N, d1..dk) for index targets, float64 of x's
-    shape for prob targets. ``weight``: float64 (C,) or None.
+    shape for prob targets. ``weight``: float64 (C,) class weights (softmax) or pos_weight (sigmoid), or
+    None. ``sample_weight``: float64 of the loss elements' shape ((N, d1..dk) for softmax, x's shape for
+    sigmoid), a plain multiplier of each element's loss, or None.
     """
 
     x: np.ndarray
     target: np.ndarray
     weight: np.ndarray | None = None
+    sample_weight: np.ndarray | None = None
 
 
 ALIGN_BYTES = 64  # Eigen's largest alignment: TensorFlow's DLPack import requires it (and aborts without)

@@ -28,6 +28,9 @@ TAGS = {
     "confident": "a trained model's logits: the target class 8 to 14 above every other (standard normal) logit",
     "masked": "a third of the classes masked with -inf logits (never the target class)",
     "unnormalised": "soft targets whose rows sum to between 0.5 and 1.5, not 1",
+    "negative": "soft targets with negative entries that still sum to 1 (1.5 t - 0.5/C)",
+    "scores": "raw scores (standard normal, scale 2) given as log-probabilities: NLL is defined on any real input",
+    "oob": "labels outside [0, C) that are not ignore_index (C and -1): PyTorch raises",
 }
 
 
@@ -50,6 +53,8 @@ def make(case: Case) -> Inputs:
     elif tag == "big1e3":
         z = rng.uniform(-1e3, 1e3, size=shape)
     weight = rng.uniform(0.25, 2.0, size=c) if spec.weighted else None
+    elements = shape if spec.family == "sigmoid" else (shape[0], *shape[2:])
+    sample_weight = rng.uniform(0.0, 2.0, size=elements) if spec.sample_weighted else None
 
     if spec.family == "sigmoid":
         if tag in ("soft", "p01soft"):
@@ -64,7 +69,7 @@ def make(case: Case) -> Inputs:
                 sat = np.zeros(shape, dtype=bool)
                 sat.flat[::4] = True
                 x = np.where(sat, target.round() if tag == "p01" else rng.integers(0, 2, size=shape), x)
-        return Inputs(x=x, target=target, weight=weight)
+        return Inputs(x=x, target=target, weight=weight, sample_weight=sample_weight)
 
     # softmax: classes on axis 1
     spatial = (shape[0], *shape[2:])
@@ -80,6 +85,8 @@ def make(case: Case) -> Inputs:
         z = np.where(masked & ~onehot, -np.inf, z)
     if spec.target == "index":
         target = labels.astype(np.int64)
+        if tag == "oob":  # every fifth label C, every seventh -1
+            target.flat[::5], target.flat[3::7] = c, -1
         if spec.ignore_index is not None:
             drop = np.ones(spatial, bool) if tag == "allignored" else rng.uniform(size=spatial) < 0.25
             target = np.where(drop, spec.ignore_index, target).astype(np.int64)
@@ -90,8 +97,10 @@ def make(case: Case) -> Inputs:
             target = target / target.sum(axis=1, keepdims=True)
         if tag == "unnormalised":
             target = target * rng.uniform(0.5, 1.5, size=spatial)[:, None]
+        if tag == "negative":
+            target = 1.5 * target - 0.5 / c
     x = z
-    if spec.input == "log_probs":
+    if spec.input == "log_probs" and tag != "scores":
         x = (
             z
             - np.log(np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True))
@@ -99,4 +108,4 @@ def make(case: Case) -> Inputs:
         )
     elif spec.input == "probs":
         x = _softmax(z)
-    return Inputs(x=x, target=target, weight=weight)
+    return Inputs(x=x, target=target, weight=weight, sample_weight=sample_weight)

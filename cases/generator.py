@@ -26,6 +26,9 @@ def _specs() -> Iterator[tuple[str, LossSpec, tuple[int, ...], str]]:
     yield "binary", LossSpec(**sig, input="probs"), (N, 4), "p01"
     yield "binary", LossSpec(**sig, input="probs", reduction="sum"), (N, 4), "p01"
     yield "binary", LossSpec(**sig, input="probs"), (N, 4), "p01soft"
+    # per-element weights: torch's BCE weight=, Keras' sample_weight (a plain multiplier of each loss)
+    yield "binary", LossSpec(**sig, sample_weighted=True), (N, 4), "hard"
+    yield "binary", LossSpec(**sig, input="probs", sample_weighted=True), (N, 4), "hard"
 
     # multiclass: index targets.
     for r in ("mean", "sum", "none"):
@@ -43,6 +46,8 @@ def _specs() -> Iterator[tuple[str, LossSpec, tuple[int, ...], str]]:
     yield "multiclass", LossSpec(input="log_probs"), (N, C), ""
     yield "multiclass", LossSpec(input="log_probs", weighted=True, ignore_index=-100), (N, C), ""
     yield "multiclass", LossSpec(input="probs"), (N, C), ""
+    yield "multiclass", LossSpec(input="log_probs"), (N, C), "scores"  # NLL on raw scores
+    yield "multiclass", LossSpec(weighted=True, sample_weighted=True), (N, C), ""  # Keras-style sample weights
     # a trained model's confident predictions, the most common real input (a loss of ~1e-5 per element)
     yield "multiclass", LossSpec(), (256, 100), "confident"
     yield "multiclass", LossSpec(weighted=True), (8, C, 16), "confident"
@@ -53,6 +58,7 @@ def _specs() -> Iterator[tuple[str, LossSpec, tuple[int, ...], str]]:
     yield "soft", LossSpec(target="prob", weighted=True), (N, C), ""
     yield "soft", LossSpec(target="prob", weighted=True), (8, C, 16), ""
     yield "soft", LossSpec(target="prob"), (8, C, 16), ""  # the unweighted K-dim port, classes left on axis 1
+    yield "soft", LossSpec(target="prob"), (N, C), "negative"  # TensorFlow's own tests use negative labels
 
     # smoothed: label smoothing on index and probability targets, with weights and ignore_index.
     yield "smoothed", LossSpec(label_smoothing=0.1), (N, C), ""
@@ -75,6 +81,7 @@ def _specs() -> Iterator[tuple[str, LossSpec, tuple[int, ...], str]]:
     yield "edge", LossSpec(weighted=True), (8, 32000), ""
     yield "edge", LossSpec(target="prob"), (N, C), "unnormalised"
     yield "edge", LossSpec(), (128, 1000), "big1e3"  # float16: the mean's sum of ~1e3 losses passes 65504
+    yield "edge", LossSpec(), (N, C), "oob"  # labels outside [0, C): PyTorch raises; what does each do?
 
 
 def default_cases(kinds: Iterable[str] = KINDS, dtypes: Iterable[str] = DTYPES, seed: int = 0) -> list[Case]:

@@ -28,6 +28,8 @@ class LossSpec:
       ignore_index: target value whose elements contribute nothing (index targets only).
       label_smoothing: ``e`` in [0, 1]; softmax ``t' = (1-e) t + e/C``, sigmoid ``t' = (1-e) t + e/2``.
       reduction: ``none``, ``sum`` or ``mean``.
+      sample_weighted: a weight per loss element (``Inputs.sample_weight``; Keras' sample_weight, torch's BCE
+        ``weight=``) multiplies that element's loss; the mean's denominator stays the unweighted one.
     """
 
     family: str = "softmax"
@@ -37,6 +39,7 @@ class LossSpec:
     ignore_index: int | None = None
     label_smoothing: float = 0.0
     reduction: str = "mean"
+    sample_weighted: bool = False
 
     def __post_init__(self) -> None:
         # Checks first, with the received value in the message (optax / Keras style).
@@ -65,6 +68,8 @@ class LossSpec:
             parts.append("pt")
         if self.weighted:
             parts.append("w")
+        if self.sample_weighted:
+            parts.append("sw")
         if self.ignore_index is not None:
             parts.append(f"ii{self.ignore_index}".replace("-", "m"))
         if self.label_smoothing:
@@ -133,4 +138,5 @@ class Case:
             x=aligned(quantize(raw.x, self.dtype)),
             target=raw.target if self.spec.target == "index" else aligned(quantize(raw.target, self.dtype)),
             weight=None if raw.weight is None else quantize(raw.weight, self.dtype),
+            sample_weight=None if raw.sample_weight is None else quantize(raw.sample_weight, self.dtype),
         )

@@ -58,8 +58,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="a line per finished framework and device, even when piped")
     run.add_argument("--debug", action="store_true", help="tracebacks for errors")
 
-    chk = sub.add_parser("check", help="compare the frameworks on your own tensors (an .npz with x, target, weight)")
-    chk.add_argument("--npz", required=True, type=Path, help="file with arrays x, target and optionally weight")
+    chk = sub.add_parser("check", help="compare the frameworks on your own tensors (an .npz of arrays)")
+    chk.add_argument("--npz", required=True, type=Path,
+                     help="file with arrays x, target and optionally weight (per class) and sample_weight")
     chk.add_argument("--family", default="softmax", help="softmax (default) or sigmoid")
     chk.add_argument("--input", default="logits", help="logits (default), log_probs or probs")
     chk.add_argument("--target", dest="target_kind", help="index or prob (default: from target's dtype)")
@@ -130,12 +131,14 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise UsageError(f"Expected --claimed to be a number. Received: --claimed={args.claimed!r}") from None
         case = make_case(arrays["x"], arrays["target"], arrays.get("weight"), family=args.family, input=args.input,
                          target_kind=args.target_kind, ignore_index=args.ignore_index,
-                         label_smoothing=args.label_smoothing, reduction=args.reduction)  # fmt: skip
+                         label_smoothing=args.label_smoothing, reduction=args.reduction,
+                         sample_weight=arrays.get("sample_weight"))  # fmt: skip
         print(explain_claim(case, claimed, tol).sentence())
     df = check(
         arrays["x"], arrays["target"], arrays.get("weight"), family=args.family, input=args.input,
         target_kind=args.target_kind, ignore_index=args.ignore_index, label_smoothing=args.label_smoothing,
-        reduction=args.reduction, frameworks=args.frameworks, devices=args.devices,
+        reduction=args.reduction, sample_weight=arrays.get("sample_weight"), frameworks=args.frameworks,
+        devices=args.devices,
     )  # fmt: skip
     if args.json:  # standard JSON: NaN becomes null; floats keep every digit
         records = df.astype(object).where(df.notna(), None).to_dict(orient="records")

@@ -14,6 +14,8 @@ Definitions (errors are maxima over elements; NaN/Inf positions are compared sep
   least `tolerances.scale_floor(dtype)`: below the dtype's normal range nothing keeps relative precision.
 - outcome: `nonfinite` if NaN/Inf appear in different places (or differ: NaN vs Inf, +Inf vs -Inf); else
   `ok` when value_scaled_err <= tol and grad_scaled_err <= tol (`harness.judge.tolerances`); else `mismatch`.
+  Where the canonical loss has no value (labels outside [0, C): PyTorch raises; `Evaluation.undefined`),
+  any numbers are a departure, never `ok`; raising is what the canonical semantics do.
 """
 
 from __future__ import annotations
@@ -152,6 +154,10 @@ def compare(value: np.ndarray, grad: np.ndarray, ref: Evaluation, dtype: str, to
             what.append(f"value has {n} non-finite, reference {n_ref}")
         if not ge.same_nonfinite:
             what.append(f"grad has {ge.nonfinite} non-finite, reference {ge.ref_nonfinite}")
+        if ref.undefined:
+            what.insert(0, f"{ref.undefined}; this returned numbers")
         return Comparison("nonfinite", "; ".join(what), first(value), first(r), *errors)
     ok = _max(v_scaled) <= tol and ge.scaled_err <= tol
+    if ref.undefined:  # the canonical loss raises here (as PyTorch does): numbers of any kind depart from it
+        return Comparison("mismatch", f"{ref.undefined}; this returned numbers", first(value), first(r), *errors)
     return Comparison("ok" if ok else "mismatch", "", first(value), first(r), *errors)

@@ -19,11 +19,12 @@ from cases.spec import Case, Inputs
 from harness.judge.explain import MEMO_MAX_ELEMENTS, Memo, explain
 from harness.judge.metrics import compare, first
 from harness.judge.registry import registered_variants
-from harness.judge.semantics import decide_once
+from harness.judge.semantics import decide_once, note_unreproduced
 from harness.judge.tolerances import tolerance
 
 ACCURACY_COLUMNS = (
-    "run_id", "case_id", "kind", "family", "input", "target", "weighted", "ignore_index", "label_smoothing",
+    "run_id", "case_id", "kind", "family", "input", "target", "weighted", "sample_weighted", "ignore_index",
+    "label_smoothing",
     "reduction", "shape", "dtype", "framework", "framework_version", "api", "recipe", "recipe_code", "device",
     "outcome", "error", "value", "ref_value", "value_abs_err", "value_rel_err", "value_ulp_err",
     "grad_abs_err", "grad_rel_err", "grad_ulp_err", "value_scaled_err", "grad_scaled_err", "tol", "explanation",
@@ -36,8 +37,8 @@ def case_fields(case: Case) -> dict[str, Any]:
     s = case.spec
     return {
         "case_id": case.id, "kind": case.kind, "family": s.family, "input": s.input, "target": s.target,
-        "weighted": s.weighted, "ignore_index": s.ignore_index, "label_smoothing": s.label_smoothing,
-        "reduction": s.reduction, "shape": case.shape_str, "dtype": case.dtype,
+        "weighted": s.weighted, "sample_weighted": s.sample_weighted, "ignore_index": s.ignore_index,
+        "label_smoothing": s.label_smoothing, "reduction": s.reduction, "shape": case.shape_str, "dtype": case.dtype,
     }  # fmt: skip
 
 
@@ -146,10 +147,11 @@ def accuracy_frame(rows: Sequence[dict[str, Any]], cases: Sequence[Case] = ()) -
     df = pd.DataFrame(list(rows), columns=list(ACCURACY_COLUMNS))
     df["ignore_index"] = df["ignore_index"].astype("Int64")
     df["weighted"] = df["weighted"].astype(bool)
+    df["sample_weighted"] = df["sample_weighted"].fillna(False).astype(bool)  # rows of runs before the column
     order = {c.id: i for i, c in enumerate(cases)}
     fw_order = {f: i for i, f in enumerate(FRAMEWORKS)}
     df = df.assign(
         _c=df["case_id"].map(order).fillna(len(order)), _f=df["framework"].map(fw_order).fillna(len(fw_order))
     )
     df = df.sort_values(["_c", "case_id", "_f", "device", "api", "recipe"], kind="stable")
-    return decide_once(df.drop(columns=["_c", "_f"]).reset_index(drop=True))
+    return note_unreproduced(decide_once(df.drop(columns=["_c", "_f"]).reset_index(drop=True)))

@@ -39,6 +39,30 @@ def semantic_parts(explanation: str) -> list[str]:
     return [p for p in explanation.split("+") if p and not p.startswith(ROUNDING_PREFIX)]
 
 
+REFERENCE_FRAMEWORK = "torch"  # `matched` recipes reproduce it, departures from the exact loss included
+
+
+def note_unreproduced(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with a note in `error` on each matched row that is exact where PyTorch's own matched row of the
+    same case departs from the exact loss (a NaN from 0 * log 0, say): where the framework could not, or
+    should not, reproduce that departure, the row says which one it does not reproduce. Idempotent."""
+    if df.empty or REFERENCE_FRAMEWORK not in set(df["framework"]):
+        return df
+    torch = df[(df["framework"] == REFERENCE_FRAMEWORK) & (df["recipe"] == "matched") & df["outcome"].isin(DIFFERENT)]
+    departs = {(c, d): e or "a difference no variant explains" for c, d, e in
+               zip(torch["case_id"], torch["device"], torch["explanation"], strict=True)}  # fmt: skip
+    if not departs:
+        return df
+    out = df.copy()
+    others = ~out["framework"].isin([REFERENCE_FRAMEWORK, "numpy"])  # numpy is the exact reference by design
+    mine = (out["recipe"] == "matched") & others & (out["outcome"] == "ok")
+    for i in out.index[mine]:
+        why = departs.get((out.at[i, "case_id"], out.at[i, "device"]))
+        if why:
+            out.at[i, "error"] = f"exact here; does not reproduce PyTorch's departure from it ({why})"
+    return out
+
+
 def decide_once(df: pd.DataFrame) -> pd.DataFrame:
     """`df` with each lower-precision row judged by its float64 sibling's semantics (module docstring)."""
     if df.empty:

@@ -16,10 +16,11 @@ import pandas as pd
 
 from adapters.registry import DISPLAY, FRAMEWORKS, choose_framework
 from adapters.variants import BY_NAME
-from harness.render.markdown import fmt
+from harness.render.markdown import fmt, md_table
 
 REGENERATE = "python -m harness report RUN_DIR --porting reports/PORTING.md"
-CONFIG = ("kind", "family", "input", "target", "weighted", "ignore_index", "label_smoothing", "reduction")
+CONFIG = ("kind", "family", "input", "target", "weighted", "sample_weighted", "ignore_index", "label_smoothing",
+          "reduction")  # fmt: skip
 CONVENTIONS = """\
 Every snippet assigns `loss` from three variables:
 
@@ -52,6 +53,8 @@ def _name(fw: str) -> str:
 def config_title(c: Mapping[str, Any]) -> str:
     """``multiclass: softmax, logits input, index targets, class weights, reduction=mean``."""
     parts = [str(c["family"]), f"{c['input']} input", f"{c['target']} targets"]
+    if c.get("sample_weighted"):
+        parts.append("sample weights")
     if c["weighted"]:
         parts.append("class weights" if c["family"] == "softmax" else "pos_weight")
     if not pd.isna(c["ignore_index"]):
@@ -166,7 +169,24 @@ def porting_guide(accuracy: pd.DataFrame, env: dict[str, Any]) -> str:
     if rows.empty:
         return "\n".join([*head, "_No float32 CPU rows in this run._", ""])
     to_fws = [f for f in fws if f not in ("torch", "numpy")]  # numpy is the reference, not a port target
-    return "\n".join([*head, *_sections(rows, "torch", to_fws)])
+    return "\n".join([*head[:-3], *_unreproduced(rows), *head[-3:], *_sections(rows, "torch", to_fws)])
+
+
+UNREPRODUCED = ("does not reproduce PyTorch", "PyTorch raises")
+
+
+def _unreproduced(rows: pd.DataFrame) -> list[str]:
+    """The places where a matched recipe cannot (or should not) reproduce what PyTorch does."""
+    err = rows["error"].fillna("")
+    ports = (rows["recipe"] == "matched") & ~rows["framework"].isin(["torch", "numpy"])
+    hit = rows[ports & err.str.contains("|".join(UNREPRODUCED), regex=True)]
+    if hit.empty:
+        return []
+    table = [[f"{_name(r.framework)} `{r.api}`", config_title(r._asdict()), r.error] for r in
+             hit.drop_duplicates(["framework", "api", *CONFIG]).itertuples()]  # fmt: skip
+    return ["", "## Where `matched` does not reproduce PyTorch", "",
+            "PyTorch departs from the exact answer in these places (it raises, or gives a NaN); each row says what "
+            "the matched recipe does instead.", "", md_table(["API", "configuration", "what it does"], table)]
 
 
 def porting_section(

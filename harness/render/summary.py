@@ -265,9 +265,11 @@ def render(
         *fw_lines,
         "",
         "Errors are against the float64 reference (docs/DESIGN.md) on the same (rounded) inputs. Cells give the worst "
-        "value / gradient error in ULPs of the row's dtype, then outcome counts. `matched` rows are the "
-        "composition that reproduces PyTorch's semantics (pure numerics); `native` rows are the obvious port "
-        "(where the surprises are). Tolerances: harness/judge/tolerances.py. float32 and lower-precision numbers "
+        "value / gradient error in ULPs of the row's dtype, then outcome counts. The reference is the exact "
+        "answer; `matched` rows reproduce PyTorch, its departures from the exact answer included where the "
+        "framework can express them (BCELoss's -100 log clamp), and say in `error` which one they do not "
+        "reproduce; `native` rows are the obvious port (where the surprises are). "
+        "Tolerances: harness/judge/tolerances.py. float32 and lower-precision numbers "
         "depend on the machine: the kernels each framework picks for this instruction set (its `isa_*` above), "
         "the thread counts and the GPU; another machine may differ in the last digits (`compare` flags it).",
         "",

@@ -8,14 +8,17 @@ and is restarted for the next.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import pickle
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -206,6 +209,26 @@ def serve(
             send(conn, CASE_DONE)
 
 
+_MAIN_LOCK = threading.Lock()  # the one process-wide swap below, made by one starting worker at a time
+
+
+@contextlib.contextmanager
+def _caller_main_hidden() -> Iterator[None]:
+    """Start a worker without the caller's ``__main__``: a spawned process re-imports the parent's main
+    module to unpickle what it defines, which re-runs a plain script without an ``if __name__ ==
+    "__main__":`` guard (and its harness call, recursively) and fails outright for ``python - <<EOF`` or a
+    notebook. A worker needs nothing from it (its target and arguments live in the harness' modules),
+    so multiprocessing is shown a bare ``__main__`` while the process starts."""
+    with _MAIN_LOCK:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
+
+
 class Interrupted(Exception):
     """The run was interrupted while a case was in flight; the case is not recorded."""
 
@@ -262,7 +285,8 @@ class Worker:
             self.cpus, self.warm,
         )  # fmt: skip
         self.process = ctx.Process(target=serve, args=args, daemon=True)
-        self.process.start()
+        with _caller_main_hidden():
+            self.process.start()
         child.close()
         self.conn = parent
 
