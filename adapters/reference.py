@@ -90,7 +90,7 @@ class Semantics:
       zero_log_zero: ``zero`` or ``nan`` (a zero coefficient times a -inf log is NaN).
       grad: ``exact`` or ``normalised_targets`` (softmax(x) - a, right only where a sums to 1).
       denominator: the mean's: ``canonical``, ``elements`` (N d1..dk), ``count`` (non-ignored elements),
-        ``sample_sum`` (the sum of the sample weights of the non-ignored elements).
+        ``sample_sum`` (the canonical denominator with each element's sample weight in: sum of w[y] s).
       empty_mean: ``nan`` or ``zero`` (a mean over nothing is 0).
       reduction: "" or the reduction used instead of the spec's.
       last_axis_mean: averaged over the last axis first (sigmoid).
@@ -339,8 +339,8 @@ def softmax_targets(spec: LossSpec, inputs: Inputs, dt: np.dtype, sem: Semantics
         d = elements
     elif sem.denominator == "count":
         d = np.asarray(np.count_nonzero(~ignored), dt)
-    elif sem.denominator == "sample_sum":
-        d = (np.ones(y.shape, dt) if sw is None else sw)[~ignored].sum(dtype=dt)
+    elif sem.denominator == "sample_sum":  # the canonical sum of w[y], each times its sample weight
+        d = (w_y if sw is None else w_y * sw)[~ignored].sum(dtype=dt)
     else:
         d = w_y.sum(dtype=dt)
     return Targets(index, d, nan, extra, unit, labels.undefined)

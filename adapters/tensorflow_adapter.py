@@ -92,11 +92,13 @@ def _join(*lines: str | None) -> str:
 # -- shared pieces -------------------------------------------------------------------------------
 
 
-def _reduce(spec: LossSpec) -> str:
+def _reduce(spec: LossSpec, cast: bool = False) -> str:
     """Canonical reduction of the per-element loss ``l`` (ignored elements already 0 in it), sample weights
-    first: a plain multiplier of each element's loss, the denominator unchanged."""
+    first: a plain multiplier of each element's loss, the denominator unchanged. `cast`: the denominator
+    in l's dtype (Keras' float32 losses of half-precision inputs)."""
     if spec.sample_weighted:
-        return "l = l * s  # sample weights\n" + _reduce(dataclasses.replace(spec, sample_weighted=False))
+        rest = _reduce(dataclasses.replace(spec, sample_weighted=False), cast=True)
+        return "l = l * tf.cast(s, l.dtype)  # sample weights\n" + rest
     if spec.reduction == "none":
         return "loss = l"
     if spec.reduction == "sum":
@@ -109,6 +111,7 @@ def _reduce(spec: LossSpec) -> str:
         d = "tf.gather(w, y)" if spec.ignore_index is None else "tf.where(keep, tf.gather(w, y), 0)"
     else:
         d = "tf.cast(keep, l.dtype)"
+    d = f"tf.cast({d}, l.dtype)" if cast and not d.startswith("tf.cast") else d
     return f"loss = tf.reduce_sum(l) / tf.reduce_sum({d})"
 
 

@@ -189,7 +189,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("sample_weight=w[y]", "class weights applied per sample: w[y] scales the whole smoothed loss",
             SOURCES["keras_losses"], _all(_smoothed_index, lambda s, i: s.weighted), {"class_weights": "sample"}),
     Variant("sample_weight_norm=sum",
-            "a sample-weighted mean divided by the sum of the sample weights, not by the unweighted count",
+            "a sample-weighted mean divided by the sum of the weights applied (sample weights times w[y])",
             SOURCES["keras_losses"], lambda s, i: s.sample_weighted and s.reduction == "mean",
             {"denominator": "sample_sum"}),
     Variant("reduction=sum", "summed instead of averaged", SOURCES["tf_nn"], lambda s, i: s.reduction == "mean",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import mpmath
@@ -16,7 +17,7 @@ mpmath.mp.dps = 50
 
 SMALL = [c for c in default_cases(dtypes=("float64",)) if math.prod(c.shape) <= 1024]
 # Finite differences need a smooth neighbourhood: no -inf entries, no probabilities at 0 or 1.
-SMOOTH = [c for c in SMALL if c.tag not in ("masked", "p01", "p01soft", "big")]
+SMOOTH = [c for c in SMALL if c.tag not in ("masked", "p01", "p01soft", "big", "oob")]
 
 
 def mp_evaluate(spec: LossSpec, inputs: Inputs) -> tuple[list, np.ndarray]:
@@ -30,6 +31,10 @@ def mp_evaluate(spec: LossSpec, inputs: Inputs) -> tuple[list, np.ndarray]:
     w = [mpmath.mpf(1)] * c if inputs.weight is None else [mpmath.mpf(float(v)) for v in inputs.weight]
     e = mpmath.mpf(spec.label_smoothing)
     terms, grads, denominator = [], [], mpmath.mpf(0)
+    elements = x_all.shape if spec.family == "sigmoid" else x_all.shape[:1] + x_all.shape[2:]
+    sw = np.ones(elements) if inputs.sample_weight is None else np.broadcast_to(inputs.sample_weight, elements)
+    sw = (np.moveaxis(sw, 1, -1) if spec.family == "sigmoid" and sw.ndim > 1 else sw).reshape(-1)
+    undefined = False
     if spec.family == "sigmoid":
         tm = np.moveaxis(inputs.target, 1, -1) if inputs.target.ndim > 1 else inputs.target[:, None]
         for row, trow in zip(x, tm.reshape(-1, c), strict=True):
@@ -44,23 +49,31 @@ def mp_evaluate(spec: LossSpec, inputs: Inputs) -> tuple[list, np.ndarray]:
                 else:
                     nls, nlq = -mpmath.log(v), -mpmath.log(1 - v)
                     grads.append((-pos / v if pos else 0) + (neg / (1 - v) if neg else 0))
-                terms.append((pos * nls if pos else 0) + (neg * nlq if neg else 0))
+                s = mpmath.mpf(float(sw[len(terms)]))  # a plain multiplier of the element's loss
+                grads[-1] *= s
+                terms.append(s * ((pos * nls if pos else 0) + (neg * nlq if neg else 0)))
                 denominator += 1
     else:
         ys = inputs.target.reshape(-1) if spec.target == "index" else None
         ts = None if ys is not None else np.moveaxis(inputs.target, 1, -1).reshape(-1, c)
         for i, row in enumerate(x):
             row = [mpmath.mpf(float(v)) for v in row]
+            s = mpmath.mpf(float(sw[i]))
             if spec.target == "index":
                 y = int(ys[i])
                 if spec.ignore_index is not None and y == spec.ignore_index:
                     terms.append(mpmath.mpf(0))
                     grads.append([mpmath.mpf(0)] * c)
                     continue
-                a = [w[k] * ((1 - e) * (k == y) + e / c) for k in range(c)]
+                if not 0 <= y < c:  # PyTorch raises: no value, NaN marks it
+                    undefined = True
+                    terms.append(mpmath.nan)
+                    grads.append([mpmath.nan] * c)
+                    continue
+                a = [s * w[k] * ((1 - e) * (k == y) + e / c) for k in range(c)]
                 denominator += w[y]
             else:
-                a = [w[k] * ((1 - e) * mpmath.mpf(float(ts[i, k])) + e / c) for k in range(c)]
+                a = [s * w[k] * ((1 - e) * mpmath.mpf(float(ts[i, k])) + e / c) for k in range(c)]
                 denominator += 1
             if spec.input == "logits":
                 lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in row))
@@ -85,8 +98,8 @@ def mp_evaluate(spec: LossSpec, inputs: Inputs) -> tuple[list, np.ndarray]:
     total = mpmath.fsum(terms)
     if spec.reduction == "sum":
         return [total], grad
-    if not denominator:
-        return [mpmath.nan], grad * 0
+    if not denominator or undefined:
+        return [mpmath.nan], (grad / denominator if undefined else grad * 0)
     return [total / denominator], grad / denominator
 
 
@@ -144,6 +157,9 @@ def test_value_and_gradient_match_mpmath_element_by_element(case: Case) -> None:
     logp = _log_p(case, inputs)
     for idx in np.ndindex(g.shape):
         want = grad[idx]
+        if mpmath.isnan(want):  # no value where PyTorch raises: the reference marks it NaN too
+            assert math.isnan(g[idx]), f"grad{idx}={g[idx]!r}, but should be NaN [{case.id}]"
+            continue
         err = abs(mpmath.mpf(float(g[idx])) - want)
         bound = 8 * EPS64 * ((1 + abs(logp[idx])) * abs(float(want)) + (0.0 if strict else float(scale[idx])))
         assert float(err) <= bound + 1e-300, (
@@ -218,7 +234,7 @@ def test_gradient_matches_central_differences(case: Case) -> None:
     ref = evaluate(case.spec, inputs)
 
     def f(x: np.ndarray) -> float:
-        return float(np.sum(evaluate(case.spec, Inputs(x, inputs.target, inputs.weight)).value))
+        return float(np.sum(evaluate(case.spec, dataclasses.replace(inputs, x=x)).value))
 
     x = inputs.x
     fd = np.zeros_like(x)
@@ -266,9 +282,13 @@ def test_gradient_of_all_ignored_mean_is_zero_and_value_nan() -> None:
     assert math.isnan(ref.value) and not ref.grad.any()
 
 
-def test_out_of_range_label_is_an_error() -> None:
-    with pytest.raises(ValueError, match="Received: target value 3"):
-        evaluate(LossSpec(), Inputs(np.zeros((1, 3)), np.array([3])))
+def test_a_label_outside_the_classes_has_no_value() -> None:
+    """PyTorch raises on it: the canonical loss is undefined there (NaN marks the element and its gradient
+    row), and the evaluation says why; its other elements keep their values."""
+    ev = evaluate(LossSpec(reduction="none"), Inputs(np.zeros((2, 3)), np.array([3, 1])))
+    assert "PyTorch raises on labels outside [0, C)" in ev.undefined
+    assert np.isnan(ev.value[0]) and ev.value[1] == pytest.approx(math.log(3)) and np.isnan(ev.grad[0]).all()
+    assert not evaluate(LossSpec(), Inputs(np.zeros((1, 3)), np.array([2]))).undefined
 
 
 def test_seed_golden_values() -> None:

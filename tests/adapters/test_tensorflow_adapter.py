@@ -63,6 +63,7 @@ class Row:
     value: np.ndarray | None
     grad: np.ndarray | None
     ref: reference.Evaluation
+    explanation: str = ""
 
     @property
     def keras_float32(self) -> bool:
@@ -76,7 +77,8 @@ class Row:
             return self.inputs
         i = self.inputs
         target = i.target if self.case.spec.target == "index" else quantize(i.target, "float32")
-        return Inputs(quantize(i.x, "float32"), target, None if i.weight is None else quantize(i.weight, "float32"))
+        weight, sw = (None if a is None else quantize(a, "float32") for a in (i.weight, i.sample_weight))
+        return Inputs(quantize(i.x, "float32"), target, weight, sw)
 
     @property
     def computed_ref(self) -> reference.Evaluation:
@@ -102,7 +104,7 @@ class Row:
 @pytest.fixture(scope="module")
 def rows(judged) -> list[Row]:
     """Every TensorFlow row of the default cases, judged as the harness judges it (the shared fixture)."""
-    return [Row(j.case, j.inputs, j.api, j.recipe, j.code, j.outcome, j.error, j.value, j.grad, j.ref)
+    return [Row(j.case, j.inputs, j.api, j.recipe, j.code, j.outcome, j.error, j.value, j.grad, j.ref, j.explanation)
             for j in judged(ADAPTER, default_cases())]  # fmt: skip
 
 
@@ -217,7 +219,20 @@ def weighted_mean(r: Row) -> bool:
         and s.weighted
         and s.reduction == "mean"
         and s.ignore_index is None
+        and not s.sample_weighted
     )
+
+
+def sample_weighted(r: Row) -> bool:
+    return r.case.spec.sample_weighted and r.case.spec.reduction == "mean"
+
+
+def nll_port(r: Row) -> bool:
+    return r.api == SPARSE_XENT and r.case.spec.input == "log_probs"
+
+
+def labels_outside(r: Row) -> bool:
+    return r.case.tag == "oob"
 
 
 def out_of_range_labels(r: Row) -> bool:
@@ -262,6 +277,9 @@ def unnormalised_labels(r: Row) -> bool:
 
 RULES = (
     kdim_native,
+    sample_weighted,
+    nll_port,
+    labels_outside,
     weighted_mean,
     out_of_range_labels,
     one_hot_ignore,
@@ -286,10 +304,10 @@ UNSUPPORTED_MATCHED = {
 
 
 @pytest.mark.parametrize("dtype", FULL)
-def test_matched_rows_are_ok(rows: list[Row], dtype: str) -> None:
+def test_matched_rows_are_ok(rows: list[Row], dtype: str, as_pytorch) -> None:
     found = select(rows, "matched", (dtype,))
     assert len(found) > 150, f"only {len(found)} matched {dtype} rows with numbers"
-    bad = [r for r in found if r.outcome != "ok"]
+    bad = [r for r in found if not as_pytorch(r.case, r.outcome, r.explanation)]
     unsupported = [r for r in rows if r.recipe == "matched" and r.case.dtype == dtype and r.outcome == "unsupported"]
     bad += [r for r in unsupported if not any(r.api == api and why in r.error for api, why in UNSUPPORTED_MATCHED)]
     fail_if(bad)
@@ -306,12 +324,12 @@ def tf_mean_overflows_in_float16(r: Row) -> bool:
     )
 
 
-def test_matched_rows_in_half_precision(rows: list[Row]) -> None:
+def test_matched_rows_in_half_precision(rows: list[Row], as_pytorch) -> None:
     found = select(rows, "matched", ("float16", "bfloat16"))
     overflow = [r for r in found if tf_mean_overflows_in_float16(r)]
     assert overflow, "no float16 overflow rows: the pinned difference is no longer exercised"
     fail_if([r for r in overflow if r.outcome != "nonfinite" or not np.isinf(r.value)])
-    bad = [r for r in found if r.outcome != "ok" and not tf_mean_overflows_in_float16(r)]
+    bad = [r for r in found if not (as_pytorch(r.case, r.outcome, r.explanation) or tf_mean_overflows_in_float16(r))]
     fail_if(bad)
 
 
@@ -329,6 +347,45 @@ def test_kdim_native_ports_run_over_the_last_axis_or_raise(rows: list[Row]) -> N
     assert index
     # (labels equal to a negative ignore_index meet the class weights' gather first, and raise there)
     fail_if([r for r in index if r.outcome != "raised" or not any(k in r.error for k in ("shape", "broadcastable", "GatherV2"))])
+
+
+def keras_sample_weighted_mean(row: Row) -> reference.Evaluation:
+    """Keras' 'sum_over_batch_size' (and tf.reduce_mean): sum(s w[y] l) / N, not over the class weights."""
+    inputs = row.computed
+    each = per_element(row.case.spec, inputs)  # s w[y] l per element (the reference applies both weights)
+    n = each.value.size
+    return evaluation(each.value.sum() / n, each.grad / n, each.scale.sum() / n)
+
+
+def test_sample_weights_in_the_obvious_ports(rows: list[Row]) -> None:
+    # Keras multiplies each sample's loss by its sample_weight and divides the sum by the batch size
+    # (https://keras.io/api/losses/, `reduction`); tf.reduce_mean of s * losses does the same. Keras'
+    # BinaryCrossentropy first averages over the last axis, so weights of every element cannot be applied.
+    softmax = select(rows, "native", FULL, lambda r: sample_weighted(r) and r.case.spec.family == "softmax")
+    assert_variant(softmax, "mismatch", keras_sample_weighted_mean)
+    sigmoid = select(rows, "native", FULL, lambda r: sample_weighted(r) and r.case.spec.family == "sigmoid")
+    assert sigmoid
+    fail_if([r for r in sigmoid if not (r.outcome == "raised" and "Incompatible shapes" in r.error if r.api == BCE
+                                        else r.outcome == "ok")])  # fmt: skip
+
+
+def test_nll_ported_as_sparse_softmax_applies_log_softmax_again(rows: list[Row]) -> None:
+    # The obvious port of NLLLoss: sparse_softmax_cross_entropy_with_logits on the log-probabilities, which
+    # takes log_softmax of them again (https://pytorch.org/docs/stable/generated/torch.nn.NLLLoss.html).
+    found = select(rows, "native", FULL, lambda r: nll_port(r) and r.case.spec.ignore_index is None)
+
+    def as_logits(row: Row) -> reference.Evaluation:
+        return reference.evaluate(dataclasses.replace(row.case.spec, input="logits"), row.computed)
+
+    assert_variant(found, "mismatch", as_logits)
+
+
+def test_labels_outside_the_classes_raise_or_say_what_they_give(rows: list[Row]) -> None:
+    # PyTorch raises on a label outside [0, C); sparse_softmax_cross_entropy_with_logits too (on CPU), and
+    # tf.one_hot gives a zero row: the rows say which (https://www.tensorflow.org/api_docs/python/tf/one_hot).
+    found = select(rows, "native", FULL, labels_outside) + select(rows, "matched", FULL, labels_outside)
+    assert found
+    fail_if([r for r in found if not (r.outcome == "raised" or "label_oob=zero_row" in r.explanation)])
 
 
 def test_weighted_mean_divides_by_the_element_count(rows: list[Row]) -> None:
@@ -483,7 +540,7 @@ def test_cpu_tensors_share_the_inputs_memory_and_recipes_leave_it_intact(dtype: 
     case = Case(kind="soft", spec=LossSpec(target="prob", weighted=True), shape=(16, 10), dtype=dtype)
     inputs = case.inputs()
     before = inputs.x.copy()
-    x, _, _ = ADAPTER._stage(case.spec, inputs, dtype, "cpu")
+    x, *_ = ADAPTER._stage(case.spec, inputs, dtype, "cpu")
     assert x.dtype == tf.as_dtype(dtype) and np.array_equal(x.numpy().astype(np.float64), before), x
     if dtype == "float64":
         probe = inputs.x[0, 0]
@@ -505,7 +562,7 @@ def test_snippets_call_their_api() -> None:
             for recipe in api.recipes(spec):
                 if recipe.code is None:
                     assert recipe.reason, (spec, api.name, recipe.name)
-                elif not (recipe.name == "matched" and spec.input == "probs"):
+                elif not (recipe.name == "matched" and spec.input in ("probs", "log_probs")):  # NLL: a gather
                     assert api.name in recipe.code, (spec, api.name, recipe.name, recipe.code)
 
 

@@ -34,6 +34,9 @@ EXPECTED_MATCHED = {
     # class has target 0 and 0 * -inf = NaN. The exact loss takes 0 log 0 = 0 (the same mechanism in
     # optax: https://github.com/google-deepmind/optax/issues/896).
     "masked/prob": "nonfinite",
+    # "a target value outside [0, C) raises" (IndexError: Target 10 is out of bounds): the canonical loss has
+    # no value there either, and PyTorch's raise is what the harness calls canonical.
+    "oob": "raised",
 }
 
 
@@ -54,7 +57,7 @@ def test_matched_rows_agree_with_reference(rows: list[dict], dtype: str) -> None
 def test_half_precision_runs_on_cpu(rows: list[dict], dtype: str) -> None:
     """Every API accepts half precision on CPU in this PyTorch; nothing raises."""
     mine = [r for r in rows if r["dtype"] == dtype and r["outcome"] != "unsupported"]
-    raised = [short(r) for r in mine if r["outcome"] == "raised"]
+    raised = [short(r) for r in mine if r["outcome"] == "raised" and r["tag"] != "oob"]
     assert mine and not raised, "\n".join(raised)
     ok = sum(r["outcome"] == "ok" for r in mine)
     assert ok / len(mine) > 0.8, f"only {ok}/{len(mine)} {dtype} rows ok"
@@ -72,7 +75,8 @@ def test_probabilities_passed_to_cross_entropy_are_read_as_logits(rows: list[dic
 def test_log_probs_through_cross_entropy_keep_the_value_but_not_the_gradient(rows: list[dict]) -> None:
     """log_softmax(log p) == log p, so the value survives; the gradient is that of a renormalised loss."""
     mine = [r for r in rows if r["api"].endswith(".cross_entropy") and r["input"] == "log_probs"
-            and r["recipe"] == "native" and r["dtype"] == "float64" and r["kind"] != "documented"]  # fmt: skip
+            and r["recipe"] == "native" and r["dtype"] == "float64" and r["kind"] != "documented"
+            and r["tag"] != "scores"]  # fmt: skip (raw scores are not log-probabilities: log_softmax changes them)
     assert mine
     for r in mine:
         assert r["outcome"] == "mismatch" and r["value_rel_err"] < 1e-14 and r["grad_rel_err"] > 0.1, short(r)

@@ -201,6 +201,18 @@ def test_label_oob_zero_row_is_tf_one_hot_of_the_ignored_label(keras) -> None:
     check("weight_norm=N+label_oob=zero_row", c, *keras_run(c, fn))
 
 
+def test_sample_weight_norm_is_keras_mean_with_sample_weight(keras) -> None:
+    """Keras' 'mean_with_sample_weight' reduction divides by the sum of the sample weights
+    (https://keras.io/api/losses/, `reduction`), where PyTorch's rule keeps the unweighted count."""
+    c = case("multiclass-n64-c10-f32-w-sw-mean")
+
+    def fn(tf, x, i):
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+        return loss(i.target, x, sample_weight=i.weight[i.target] * i.sample_weight)
+
+    check("sample_weight_norm=sum", c, *keras_run(c, fn))
+
+
 def test_empty_mean_is_keras_ignore_class_on_an_all_ignored_batch(keras) -> None:
     c = case("multiclass-allignored-n64-c10-f32-iim100-mean")
     fn = lambda tf, x, i: keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-100)(i.target, x)  # noqa: E731

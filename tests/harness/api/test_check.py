@@ -50,11 +50,13 @@ def test_check_cli_json_with_torch(tmp_path: Path) -> None:
 BAD = [
     # (arrays, extra options, text the one-line error must contain)
     ({"x": np.zeros((3, 4))}, [], "Expected an array named 'target' in bad.npz. Received: arrays x"),
-    ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 4])}, [], "Expected target values in [0, 4) (no ignore_index given). Received: target value 4"),
-    ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 7])}, ["--ignore-index", "-100"], "Received: target value 7"),
+    ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 2]), "sample_weight": np.ones(2)}, [], "Expected sample_weight broadcastable to the loss elements (3,). Received: sample_weight.shape=(2,)"),
+    ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 2]), "sample_weight": np.array([1, np.inf, 1])}, [], "Expected a finite sample_weight. Received: 1 NaN or Inf values"),
+    ({"x": np.zeros((3, 4)), "target": np.zeros((3, 4)), "extra": np.ones(2)}, [], "Expected arrays x, target and optionally weight and sample_weight in bad.npz. Received: also ['extra']"),
+    ({"x": np.zeros((3, 4)), "target": np.full((3, 4), "a")}, [], "Expected a numeric target. Received: target.dtype=<U1"),
     ({"x": np.zeros((3, 4)), "target": np.array([0, 1])}, [], "Expected target of shape (3,) (x.shape without axis 1). Received: target.shape=(2,)"),
     ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 2]), "weight": np.ones(3)}, [], "Expected weight of shape (4,) (one per class). Received: weight.shape=(3,)"),
-    ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 2]), "weight": np.array([1, np.nan, 1, 1])}, [], "Expected finite weights"),
+    ({"x": np.zeros((3, 4)), "target": np.array([0, 1, 2]), "weight": np.array([1, np.nan, 1, 1])}, [], "Expected a finite weight. Received: 1 NaN or Inf values"),
     ({"x": np.zeros((3, 4), dtype=np.int32), "target": np.array([0, 1, 2])}, [], "Received: x.dtype=int32"),
     ({"x": np.zeros((3, 4)), "target": np.zeros((3, 4))}, ["--target", "index"], "Expected an integer target for target='index'"),
     ({"x": np.zeros((3, 4)), "target": np.zeros((3, 5))}, [], "Expected target of shape (3, 4) (as x) for target='prob'. Received: target.shape=(3, 5)"),
@@ -88,3 +90,35 @@ def test_unreadable_file_is_a_usage_error(tmp_path: Path) -> None:
 def test_check_function_raises_usage_error() -> None:
     with pytest.raises(UsageError, match=r"weight.shape=\(2,\)"):
         harness.check(np.zeros((2, 3)), np.array([0, 1]), np.ones(2), frameworks="numpy")
+
+
+def test_what_a_framework_accepts_is_run_not_refused() -> None:
+    """NLL on raw scores, negative soft labels and labels outside [0, C) are inputs, not errors: each framework
+    says what it does with them (PyTorch raises on a label outside [0, C), optax reads it as NaN)."""
+    x = np.random.default_rng(1).normal(size=(4, 3))
+    nll = harness.check(x, np.array([0, 2, 1, 1]), input="log_probs", frameworks="numpy,torch")
+    torch = nll[(nll["api"] == "torch.nn.functional.nll_loss") & (nll["recipe"] == "native")].iloc[0]
+    assert torch.outcome == "ok" and torch.ref_value == pytest.approx(-np.mean(x[np.arange(4), [0, 2, 1, 1]]))
+    soft = np.array([[1.5, -0.25, -0.25], [0.2, 0.3, 0.5], [-1.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    neg = harness.check(x, soft, frameworks="numpy,torch")
+    assert set(neg["outcome"]) == {"ok"}, neg[["api", "recipe", "outcome", "error"]]
+    oob = harness.check(x, np.array([0, 3, 1, -1]), frameworks="numpy,torch,jax")
+    torch = oob[(oob["framework"] == "torch") & (oob["dtype"] == "float64")]
+    assert set(torch["outcome"]) == {"raised"} and "out of bounds" in torch["error"].iloc[0]
+    jax = oob[(oob["framework"] == "jax") & (oob["recipe"] == "native")].iloc[0]
+    assert jax.outcome == "nonfinite" and "label_oob=nan" in jax.explanation and "PyTorch raises" in jax.error, jax
+
+
+def test_sample_weights_are_a_plain_multiplier(tmp_path: Path) -> None:
+    """torch.nn.BCEWithLogitsLoss(weight=W)'s definition: mean(W * l) over the elements, negative weights included."""
+    rng = np.random.default_rng(2)
+    x, t = rng.normal(size=(5, 3)), rng.integers(0, 2, (5, 3)).astype(float)
+    w = rng.uniform(-1.0, 2.0, size=(5, 1))  # one per sample, broadcast to the elements
+    loss = np.logaddexp(0, -x) * t + np.logaddexp(0, x) * (1 - t)
+    df = harness.check(x, t, family="sigmoid", target_kind="prob", sample_weight=w, frameworks="numpy,torch")
+    assert df["ref_value"].iloc[0] == pytest.approx(np.mean(w * loss), rel=1e-14)
+    assert set(df["outcome"]) == {"ok"} and set(df["sample_weighted"]) == {True}
+    f = tmp_path / "sw.npz"
+    np.savez(f, x=x, target=t, sample_weight=w)
+    p = cli("check", "--npz", str(f), "--family", "sigmoid", "--frameworks", "torch", "--json")
+    assert p.returncode == 0 and {r["outcome"] for r in json.loads(p.stdout)} == {"ok"}, p.stderr

@@ -70,7 +70,9 @@ def _variant_outputs(kinds: tuple[str, ...] = ("binary", "multiclass", "soft", "
         tol = tolerance(case.dtype, case.n_classes, case.n_elements)
         for v in SEMANTIC:
             ev = evaluate_variants((v,), case.spec, inputs, constants=case.dtype)
-            if ev is not None and compare(ev.value, ev.grad, ref, case.dtype, tol).outcome != "ok":
+            if ev is None or ev.undefined:  # no numbers to explain where PyTorch raises
+                continue
+            if compare(ev.value, ev.grad, ref, case.dtype, tol).outcome != "ok":
                 yield case, v, ev, ref
 
 

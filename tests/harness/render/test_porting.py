@@ -14,7 +14,7 @@ import pytest
 
 from cases.generator import default_cases
 from cases.names import UsageError
-from harness.render.porting import CONVENTIONS, porting_guide, porting_section
+from harness.render.porting import CONFIG, CONVENTIONS, porting_guide, porting_section
 
 ROOT = Path(__file__).resolve().parents[3]
 KINDS = ("multiclass", "documented", "soft")
@@ -70,8 +70,7 @@ def test_the_guide_states_its_conventions(guide: str, run: tuple[pd.DataFrame, d
     assert "classes on axis 1" in guide and "TensorFlow and JAX snippets take classes LAST" in guide
     assert f"PyTorch {run[1]['frameworks']['torch']['version']}" in guide
     found = sections(guide)
-    configs = run[0].drop_duplicates(["kind", "family", "input", "target", "weighted", "ignore_index",
-                                      "label_smoothing", "reduction"])  # fmt: skip
+    configs = run[0][run[0]["dtype"] == "float32"].drop_duplicates(list(CONFIG))
     assert len(found) == len(configs)
     title = "multiclass: softmax, logits input, index targets, class weights, reduction=mean"
     weighted = next(t for t, _ in found if t.startswith(title))
@@ -93,7 +92,8 @@ def test_torch_snippets_run_as_written_reproduce_pytorch(guide: str, run: tuple[
             index = CASES[case_id].spec.target == "index"
             y = torch.tensor(inputs.target, dtype=torch.int64 if index else torch.float32)
             w = None if inputs.weight is None else torch.tensor(inputs.weight, dtype=torch.float32)
-            scope = {"torch": torch, "F": F, "x": x, "y": y, "w": w}
+            s = None if inputs.sample_weight is None else torch.tensor(inputs.sample_weight, dtype=torch.float32)
+            scope = {"torch": torch, "F": F, "x": x, "y": y, "w": w, "s": s}
             exec(m.group(1), scope)
             got = float(scope["loss"].reshape(-1)[0])
             want = value_of(run[0], case_id, "torch")
@@ -117,7 +117,8 @@ def test_jax_snippets_with_classes_last_reproduce_pytorch(guide: str, run: tuple
                 index = case.spec.target == "index"
                 y = jnp.asarray(inputs.target, jnp.int32) if index else jnp.asarray(last(inputs.target), jnp.float32)
                 w = None if inputs.weight is None else jnp.asarray(inputs.weight, jnp.float32)
-                scope = {"jax": jax, "jnp": jnp, "optax": optax, "x": x, "y": y, "w": w}
+                s = None if inputs.sample_weight is None else jnp.asarray(inputs.sample_weight, jnp.float32)
+                scope = {"jax": jax, "jnp": jnp, "optax": optax, "x": x, "y": y, "w": w, "s": s}
                 exec(code, scope)
                 got = float(np.asarray(scope["loss"]).reshape(-1)[0])
                 want, torch_value = value_of(run[0], case_id, "jax", api), value_of(run[0], case_id, "torch")
@@ -130,7 +131,7 @@ def test_jax_snippets_with_classes_last_reproduce_pytorch(guide: str, run: tuple
 def test_a_section_for_one_configuration(run: tuple[pd.DataFrame, dict]) -> None:
     df = run[0]
     spec = {"kind": "multiclass", "family": "softmax", "input": "logits", "target": "index", "weighted": True,
-            "ignore_index": None, "label_smoothing": 0.0, "reduction": "mean"}  # fmt: skip
+            "sample_weighted": False, "ignore_index": None, "label_smoothing": 0.0, "reduction": "mean"}  # fmt: skip
     text = porting_section(df, "pytorch", "optax", spec)
     assert text.startswith("Porting from PyTorch to JAX/optax.") and "classes LAST" in text
     assert len(re.findall(r"^### ", text, re.M)) == 1, "one configuration"
