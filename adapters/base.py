@@ -12,18 +12,23 @@ What differs between frameworks is only `compile` (the namespace a snippet sees)
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 import importlib.util
+import re
 import textwrap
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cases.spec import Case, Inputs, LossSpec
+
+if TYPE_CHECKING:
+    from adapters.user import UserLoss
 
 MODES = ("eager", "compiled")
 PASSES = ("forward", "forward_backward")
@@ -50,12 +55,12 @@ class Api:
       name: its public dotted name, e.g. ``torch.nn.functional.cross_entropy``.
       supports: whether the API is meant for a spec at all (family and input kind); rows exist
         only for specs it supports. Fields it cannot express give `unsupported` recipes instead.
-      recipes: the native and matched recipes for a spec.
+      recipes: the native and matched recipes for a spec (a verified user function has one: ``user``).
     """
 
     name: str
     supports: Callable[[LossSpec], bool]
-    recipes: Callable[[LossSpec], tuple[Recipe, Recipe]]
+    recipes: Callable[[LossSpec], tuple[Recipe, ...]]
 
     def __repr__(self) -> str:
         return f"Api({self.name})"
@@ -122,10 +127,22 @@ def _installed(distribution: str) -> str | None:
         return None
 
 
+# What a framework's message carries besides the reason: TensorFlow's op-wrapper prefix and name suffix, a
+# dump of every label after the one that is wrong.
+_ERROR_NOISE = (
+    (re.compile(r"\{\{function_node [^}]*\}\}\s*"), ""),
+    (re.compile(r"\s+name:\s*$"), ""),
+    (re.compile(r"(Label values:(?: \S+){4})(?: (?!\[Op:)\S+)+"), r"\1 ..."),
+)
+
+
 def error_text(exc: BaseException) -> str:
-    """``Type: first line of the message``, as the `error` column holds it."""
-    msg = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {msg[0] if msg else ''}"[:500]
+    """``Type: first line of the message``, as the `error` column holds it (the reason, without noise)."""
+    lines = str(exc).strip().splitlines()
+    msg = lines[0] if lines else ""
+    for pattern, repl in _ERROR_NOISE:
+        msg = pattern.sub(repl, msg)
+    return f"{type(exc).__name__}: {msg.strip()}"[:500]
 
 
 def classes_last(spec: LossSpec, inputs: Inputs) -> Inputs:
@@ -171,10 +188,25 @@ class Adapter(ABC):
     # Accuracy work that splits well across processes (per-case compilation): the runner gives such a
     # framework one worker per --jobs slot, each with a share of the cases.
     compile_bound: bool = False
+    # Whether `evaluate` differentiates any function of the framework's tensors (a user's own, too).
+    differentiates: bool = True
+    user: UserLoss | None = None  # set on a verifying copy (`verifying`)
 
     def __init__(self) -> None:
         self._namespace: dict[str, Any] | None = None
         self._functions: dict[str, Callable[..., Any]] = {}  # snippet code -> function (stable for jit caches)
+
+    def verifying(self, user: UserLoss) -> Adapter:
+        """A copy of this adapter whose one API is the user's function (`harness.verify`): its recipe gets x
+        with classes where the function takes them (``user.class_axis``), and is compiled with the function
+        as ``user_loss``. The adapter itself is left as it was."""
+        twin = copy.copy(self)
+        twin.user = user
+        reason = None if self.differentiates else f"{self.name} cannot differentiate a function of its arrays"
+        twin.apis = (user.api(reason),)
+        twin.classes_last = user.class_axis == -1
+        twin._functions = {}
+        return twin
 
     # -- what is installed (never imports the framework) ------------------------------------------
     def version(self) -> str | None:
@@ -211,7 +243,10 @@ class Adapter(ABC):
         """The snippet as a function of framework tensors ``(x, y, w, s) -> loss`` (one per code: a jit
         cache keyed by the function then serves every shape and dtype)."""
         if code not in self._functions:
-            self._functions[code] = make_function(code, self.namespace())
+            names = self.namespace()
+            if self.user is not None:  # loaded here, after `setup` configured the framework it imports
+                names = {**names, "user_loss": self.user.load()}
+            self._functions[code] = make_function(code, names)
         return self._functions[code]
 
     def device(self, kind: str) -> str:
@@ -245,8 +280,9 @@ class Adapter(ABC):
         return tuple(api for api in self.apis if api.supports(spec))
 
     def arrange(self, recipe: str, spec: LossSpec, inputs: Inputs) -> tuple[Inputs, bool]:
-        """The inputs a recipe is called with, and whether their class axis was moved (last)."""
-        if self.classes_last and recipe == "matched" and inputs.x.ndim > 2:
+        """The inputs a recipe is called with, and whether their class axis was moved (last): a native
+        recipe gets them as a PyTorch user has them, the others where the framework takes them."""
+        if self.classes_last and recipe != "native" and inputs.x.ndim > 2:
             return classes_last(spec, inputs), True
         return inputs, False
 

@@ -228,15 +228,15 @@ APIS = (
 class JaxAdapter(Adapter):
     """JAX with optax's losses.
 
-    The version the rows record is optax's: every API under test is an optax function, and its release
-    decides which exist (safe_softmax_cross_entropy 0.2.3+, the ``where`` argument 0.2.4+) and their
-    documented semantics; optax pins the jax it supports. env.json records jax and jaxlib's as well.
+    The version the rows record is JAX's (the framework whose kernels compute them); env.json records
+    jaxlib's and optax's beside it. optax's release decides which APIs exist (safe_softmax_cross_entropy
+    0.2.3+, the ``where`` argument 0.2.4+) and their documented semantics.
     """
 
     name = "jax"
     modules = ("jax", "jaxlib", "optax")
-    distributions = ("optax",)
-    also = ("jax", "jaxlib")
+    distributions = ("jax",)
+    also = ("jaxlib", "optax")
     compile_bound = True  # every (recipe, shape, dtype) is an XLA compile of ~0.3 s here
     install_hint = "pip install -e '.[jax]' -c constraints.txt"
     apis = APIS
@@ -248,7 +248,7 @@ class JaxAdapter(Adapter):
 
     def apis_for(self, spec: LossSpec) -> tuple[Api, ...]:
         apis = super().apis_for(spec)
-        version = self.version()
+        version = self.versions().get("optax")
         if version is not None and _release(version) < SAFE_SINCE:
             apis = tuple(a for a in apis if a.name != SAFE)
         return apis

@@ -31,6 +31,7 @@ class NumpyAdapter(Adapter):
     name = "numpy"
     modules = distributions = ("numpy",)
     apis = APIS
+    differentiates = False  # its gradients are the reference's analytic ones
 
     def isa(self, device: str) -> str | None:
         try:  # NumPy's SIMD dispatch: the baseline it was built for, and the targets this CPU enables

@@ -91,7 +91,9 @@ class Semantics:
       grad: ``exact`` or ``normalised_targets`` (softmax(x) - a, right only where a sums to 1).
       denominator: the mean's: ``canonical``, ``elements`` (N d1..dk), ``count`` (non-ignored elements),
         ``sample_sum`` (the canonical denominator with each element's sample weight in: sum of w[y] s).
-      empty_mean: ``nan`` or ``zero`` (a mean over nothing is 0).
+      empty_mean: ``nan`` (PyTorch: 0/0, and a zero gradient), ``zero`` (a mean over nothing is 0) or
+        ``nan_grad`` (0/0 reaches the gradient too: every entry NaN, as autodiff of a masked sum over a
+        zero count gives).
       reduction: "" or the reduction used instead of the spec's.
       last_axis_mean: averaged over the last axis first (sigmoid).
       constants: the dtype clip bounds and the BCE gradient floor are rounded to ("": the evaluation's),
@@ -599,18 +601,17 @@ def _reduce(spec: LossSpec, sem: Semantics, ev: Evaluation, denominator: np.ndar
     d = np.asarray(denominator, dtype=dt)
     if d == 0:  # every element ignored or weighted 0: 0/0 as PyTorch (or 0, divide_no_nan); nothing depends on x
         value = np.asarray(0 if sem.empty_mean == "zero" else np.nan, dtype=dt)
-        zeros = _zeros_like(ev.grad)
-        return Evaluation(value, zeros, np.asarray(0 if sem.empty_mean == "zero" else np.nan, dtype=dt),
-                          None if ev.grad_scale is None else _zeros_like(ev.grad_scale))  # fmt: skip
+        grad = _full_like(ev.grad, np.nan if sem.empty_mean == "nan_grad" else 0.0)
+        return Evaluation(value, grad, value.copy(), None if ev.grad_scale is None else _full_like(ev.grad_scale, 0.0))
     return Evaluation(np.asarray(total / d), _divided(ev.grad, d), np.asarray(total_scale / abs(d)),
                       None if ev.grad_scale is None else _divided(ev.grad_scale, abs(d)))  # fmt: skip
 
 
-def _zeros_like(g: np.ndarray | GradRows) -> np.ndarray | GradRows:
+def _full_like(g: np.ndarray | GradRows, fill: float) -> np.ndarray | GradRows:
     if isinstance(g, GradRows):
         shape, dtype = g.shape, g.dtype
-        return GradRows(shape, dtype, lambda r: np.zeros((r.stop - r.start, *shape[1:]), dtype))
-    return np.zeros_like(g)
+        return GradRows(shape, dtype, lambda r: np.full((r.stop - r.start, *shape[1:]), fill, dtype))
+    return np.full_like(g, fill)
 
 
 def _divided(g: np.ndarray | GradRows, d: np.ndarray) -> np.ndarray | GradRows:
@@ -627,7 +628,7 @@ def _other_class_axis(spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics
     if sem.class_axis == -1:  # the last axis is the classes for x and probability targets alike
         moved = Inputs(np.moveaxis(x, -1, 1), np.moveaxis(t, -1, 1), inputs.weight)
         ev = evaluate(spec, moved, dtype, semantics=inner_sem, scales=scales)
-        back = (lambda g: None if g is None else np.moveaxis(np.asarray(g), 1, -1))  # noqa: E731
+        back = lambda g: None if g is None else np.moveaxis(np.asarray(g), 1, -1)  # noqa: E731
         return Evaluation(ev.value, back(ev.grad), ev.scale, back(ev.grad_scale))
     # axis 0: log p over the batch, then the loss of those log-probabilities and the chain rule back
     dt = numpy_dtype(dtype)

@@ -35,11 +35,13 @@ float64; half-precision inputs keep Keras' float32 loss, which also keeps sparse
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -53,14 +55,41 @@ CLAMP = "x = tf.maximum(x, x.dtype.min)  # a -inf logit gives 0 * inf = NaN even
 NAN_IF_ALL_IGNORED = "loss = tf.where(tf.reduce_any(keep), loss, float('nan'))  # PyTorch: NaN when all are ignored"
 
 
+# What TensorFlow's libraries print on stderr while they load, whatever TF_CPP_MIN_LOG_LEVEL says (2.21: absl
+# logs before its InitializeLog, once per library): a notice per worker, four lines a run, that says nothing.
+LOAD_NOISE = ("All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on")
+
+
+@contextlib.contextmanager
+def _native_stderr_filtered(noise: tuple[str, ...]) -> Iterator[None]:
+    """The process' stderr (file descriptor 2, where C++ writes) held in a file while the block runs, then
+    written back without the lines that hold one of `noise`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode(errors="replace").splitlines()
+            kept = [line for line in lines if not any(n in line for n in noise)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+
+
 def load_tensorflow() -> tuple[Any, Any]:
     """``(tensorflow, keras)``, imported quietly on first use, with GPU memory growth on."""
     if "tensorflow" not in sys.modules:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ INFO/WARNING/ERROR logs, oneDNN notice
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ INFO/WARNING/ERROR logs
     if "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = "tensorflow"  # the snippets hand Keras TensorFlow tensors
-    import keras
-    import tensorflow as tf
+    with _native_stderr_filtered(LOAD_NOISE):
+        import keras
+        import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
     if keras.backend.backend() != "tensorflow":
@@ -134,7 +163,7 @@ def _smooth_sigmoid(spec: LossSpec) -> str | None:
     return f"y = y * {py(1 - e)} + {py(e / 2)}" if e else None
 
 
-_SUM_TO_ONE = "s = tf.reduce_sum({a}, axis=-1, keepdims=True)  # labels must sum to 1 for a correct gradient"
+_SUM_TO_ONE = "z = tf.reduce_sum({a}, axis=-1, keepdims=True)  # labels must sum to 1 for a correct gradient"
 
 
 def _soft_labels(spec: LossSpec) -> tuple[str | None, str, str | None]:
@@ -153,10 +182,10 @@ def _soft_labels(spec: LossSpec) -> tuple[str | None, str, str | None]:
         a = f"a = ({onehot}{smooth}) * w"
     else:
         if not (e or spec.weighted):
-            return _SUM_TO_ONE.format(a="y"), "tf.math.divide_no_nan(y, s)", "s[..., 0]"
+            return _SUM_TO_ONE.format(a="y"), "tf.math.divide_no_nan(y, z)", "z[..., 0]"
         t = f"(y{smooth})" if e and spec.weighted else f"y{smooth}"
         a = f"a = {t} * w" if spec.weighted else f"a = {t}"
-    return a + "\n" + _SUM_TO_ONE.format(a="a"), "tf.math.divide_no_nan(a, s)", "s[..., 0]"
+    return a + "\n" + _SUM_TO_ONE.format(a="a"), "tf.math.divide_no_nan(a, z)", "z[..., 0]"
 
 
 def _xlogy_softmax(spec: LossSpec) -> str:

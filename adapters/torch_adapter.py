@@ -87,8 +87,11 @@ def _smooth_binary(spec: LossSpec) -> str:
 def _bce_with_logits(spec: LossSpec) -> tuple[Recipe, Recipe]:
     call = (
         "loss = F.binary_cross_entropy_with_logits(x, y, "
-        + kwargs_code(weight=S if spec.sample_weighted else None, pos_weight=W if spec.weighted else None,
-                      reduction=spec.reduction)
+        + kwargs_code(
+            weight=S if spec.sample_weighted else None,
+            pos_weight=W if spec.weighted else None,
+            reduction=spec.reduction,
+        )
         + ")"
     )
     native = (

@@ -143,6 +143,7 @@ SOURCES = {
     "keras_nn": "https://github.com/keras-team/keras/blob/master/keras/src/backend/tensorflow/nn.py",
     "keras_epsilon": "https://keras.io/api/utils/config_utils/#epsilon-function",
     "keras_reduce": "https://github.com/keras-team/keras/blob/master/keras/src/losses/loss.py",
+    "jax_where_nan": "https://docs.jax.dev/en/latest/faq.html#gradients-contain-nan-where-using-where",
     "tf_xent": "https://www.tensorflow.org/api_docs/python/tf/nn/softmax_cross_entropy_with_logits",
     "tf_sparse": "https://www.tensorflow.org/api_docs/python/tf/nn/sparse_softmax_cross_entropy_with_logits",
     "tf_one_hot": "https://www.tensorflow.org/api_docs/python/tf/one_hot",
@@ -181,6 +182,11 @@ VARIANTS: tuple[Variant, ...] = (
             SOURCES["keras_reduce"],  # first: over nothing, weight_norm=N's 0/N is 0 as well
             lambda s, i: _index(s, i) and s.reduction == "mean" and _canonical_denominator(s, i) == 0,
             {"empty_mean": "zero"}, first=True),
+    Variant("empty_mean=nan_grad",
+            "a mean over no elements gives 0/0 in the gradient too: every entry NaN, where PyTorch's gradient is 0",
+            SOURCES["jax_where_nan"],
+            lambda s, i: _index(s, i) and s.reduction == "mean" and _canonical_denominator(s, i) == 0,
+            {"empty_mean": "nan_grad"}, first=True),
     Variant("weight_norm=N",
             "weighted (or masked) mean divided by the number of elements, not by the sum of the targets' weights",
             SOURCES["keras_losses"], _masked_mean, {"denominator": "elements"}),
@@ -255,3 +261,13 @@ VARIANTS: tuple[Variant, ...] = (
 BY_NAME = {v.name: v for v in VARIANTS}
 SEMANTIC = tuple(v for v in VARIANTS if v.dtype is None)
 ROUNDING = tuple(v for v in VARIANTS if v.dtype is not None)  # "computed_in=D"
+
+
+def describe(explanation: str) -> str:
+    """Each cause of an explanation (``A+B``) with what it does, ``; ``-joined:
+    ``weight_norm=N (weighted mean divided by N ...)``; '' for no explanation."""
+    parts = []
+    for name in (p for p in explanation.split("+") if p):
+        v = BY_NAME.get(name)
+        parts.append(f"{name} ({v.summary})" if v else name)
+    return "; ".join(parts)

@@ -109,6 +109,51 @@ def with_float64(cases: Sequence[Case]) -> list[Case]:
     return [*cases, *extra]
 
 
+def verify_kinds(spec: LossSpec) -> tuple[str, str]:
+    """The kinds of `verify_cases` for a configuration: its own (binary, smoothed, soft or multiclass) and edge."""
+    if spec.family == "sigmoid":
+        return "binary", "edge"
+    if spec.label_smoothing:
+        return "smoothed", "edge"
+    return ("soft" if spec.target == "prob" else "multiclass"), "edge"
+
+
+def verify_cases(
+    spec: LossSpec, kinds: Iterable[str] | None = None, dtypes: Iterable[str] = ("float64", "float32"), seed: int = 0
+) -> list[Case]:
+    """The generated cases a user's own loss for `spec` is verified on (`harness.verify`), in `dtypes`.
+
+    Its kind (`verify_kinds`): typical inputs (N x C; hard and soft binary targets), a K-dim input where
+    softmax has one (the class axis at work), a trained model's confident predictions (index targets).
+    ``edge``: a mean over a batch whose every label is ignored (PyTorch: a NaN loss with a zero gradient),
+    logits in [-1e4, 1e4], and a third of the classes masked with -inf (index targets without smoothing,
+    whose exact loss stays finite there: a port that multiplies a one-hot by log-probabilities gets
+    0 * -inf = NaN).
+    """
+    main, edge = verify_kinds(spec)
+    kinds = (main, edge) if kinds is None else tuple(kinds)
+    plan: list[tuple[str, tuple[int, ...], str]] = []
+    if spec.family == "sigmoid":
+        plan += [(main, (N, 4), "hard")]
+        plan += [(main, (N, 4), "p01")] if spec.input == "probs" else [(main, (N, 4), "soft")]
+    else:
+        plan += [(main, (N, C), ""), (main, (8, C, 16) if spec.target == "prob" else (4, C, 4, 3, 2), "")]
+        if spec.target == "index":
+            plan.append((main, (256, 100), "confident"))
+    if spec.ignore_index is not None and spec.reduction == "mean":
+        plan.append((edge, (N, C), "allignored"))
+    if spec.input == "logits":
+        plan.append((edge, (N, 4) if spec.family == "sigmoid" else (N, C), "big"))
+        if spec.target == "index" and not spec.label_smoothing:
+            plan.append((edge, (N, C), "masked"))
+    return [
+        Case(kind=kind, spec=spec, shape=shape, dtype=dtype, seed=seed, tag=tag)
+        for kind, shape, tag in plan
+        if kind in kinds
+        for dtype in dtypes
+    ]
+
+
 # Timing cases: the common configuration (logits, class indices, mean) at a classifier's size, a
 # large-vocabulary size and a segmentation-like K-dim size.
 TIMING_SHAPES = ((256, 1000), (4096, 32000), (16, 21, 64, 64))

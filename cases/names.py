@@ -16,6 +16,7 @@ KINDS = ("binary", "multiclass", "soft", "smoothed", "edge", "documented")
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEVICES = ("cpu", "gpu")
 RECIPES = ("native", "matched")
+IGNORE_DEFAULT = -100  # PyTorch's ignore_index default: the canonical semantics are its
 OUTCOMES = ("ok", "mismatch", "nonfinite", "raised", "unsupported", "crashed", "timeout")
 
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}

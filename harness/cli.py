@@ -1,4 +1,4 @@
-"""Command line: ``python -m harness run | check | list``.
+"""Command line: ``python -m harness run | check | verify | report | compare | list``.
 
 Every option is validated before any work starts; a bad one is a single line on stderr and exit
 code 2 (a traceback only with --debug).
@@ -10,11 +10,12 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import NoReturn
 
 from adapters.registry import FRAMEWORKS
-from cases.names import DTYPES, KINDS, REDUCTIONS, UsageError
+from cases.names import DTYPES, IGNORE_DEFAULT, KINDS, REDUCTIONS, UsageError
 from harness.runner.timing import BUDGET_S
 
 
@@ -26,7 +27,18 @@ class Parser(argparse.ArgumentParser):
 def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frameworks", default="all", help=f"comma-separated from {{{', '.join(FRAMEWORKS)}}} or 'all' "
                    "(aliases: pytorch, tf, keras, optax, np); default: all")  # fmt: skip
-    p.add_argument("--devices", default="cpu,gpu", help="comma-separated from {cpu, gpu}; default: cpu,gpu")
+    p.add_argument("--devices", help="comma-separated from {cpu, gpu}; default: those present here (cpu, gpu if any)")
+
+
+def _add_loss_options(p: argparse.ArgumentParser, ignore_default: int | None) -> None:
+    """The loss configuration's options `check` and `verify` share."""
+    p.add_argument("--family", default="softmax", help="softmax (default) or sigmoid")
+    p.add_argument("--input", default="logits", help="logits (default), log_probs or probs")
+    default = f"default {ignore_default}, PyTorch's" if ignore_default is not None else "default: none"
+    p.add_argument("--ignore-index", type=int, default=ignore_default,
+                   help=f"target value to ignore (index targets; {default})")  # fmt: skip
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="in [0, 1] (default 0)")
+    p.add_argument("--reduction", default="mean", help=f"one of {{{', '.join(REDUCTIONS)}}} (default mean)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -59,14 +71,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--debug", action="store_true", help="tracebacks for errors")
 
     chk = sub.add_parser("check", help="compare the frameworks on your own tensors (an .npz of arrays)")
-    chk.add_argument("--npz", required=True, type=Path,
-                     help="file with arrays x, target and optionally weight (per class) and sample_weight")
-    chk.add_argument("--family", default="softmax", help="softmax (default) or sigmoid")
-    chk.add_argument("--input", default="logits", help="logits (default), log_probs or probs")
+    chk.add_argument(
+        "--npz",
+        required=True,
+        type=Path,
+        help="file with arrays x, target and optionally weight (per class) and sample_weight",
+    )
     chk.add_argument("--target", dest="target_kind", help="index or prob (default: from target's dtype)")
-    chk.add_argument("--ignore-index", type=int, help="target value to ignore (index targets)")
-    chk.add_argument("--label-smoothing", type=float, default=0.0, help="in [0, 1] (default 0)")
-    chk.add_argument("--reduction", default="mean", help=f"one of {{{', '.join(REDUCTIONS)}}} (default mean)")
+    _add_loss_options(chk, ignore_default=IGNORE_DEFAULT)
     _add_selection(chk)
     chk.set_defaults(devices="cpu")
     chk.add_argument("--claimed", help="a loss value you saw elsewhere: which semantics produce it?")
@@ -74,6 +86,20 @@ def parser() -> argparse.ArgumentParser:
     chk.add_argument("--from", dest="from_fw", metavar="F", help="porting from framework F (default torch with --to)")
     chk.add_argument("--to", dest="to_fw", metavar="G", help="print how to port this loss to framework G (PORTING.md)")
     chk.add_argument("--debug", action="store_true", help="tracebacks for errors")
+
+    ver = sub.add_parser("verify", help="check your own loss function against PyTorch's semantics")
+    ver.add_argument("function", metavar="MODULE:FUNC", help="your loss fn(x, y, w) -> loss (MODULE importable here)")
+    ver.add_argument("--framework", required=True, help=f"whose tensors it takes: one of {{{', '.join(FRAMEWORKS)}}}")
+    ver.add_argument("--class-axis", type=int, default=1, help="1 (PyTorch's layout, default) or -1 (classes last)")
+    ver.add_argument("--weighted", action="store_true", help="it takes class weights w (pos_weight for sigmoid)")
+    ver.add_argument("--target", help="index or prob (default: index for softmax, prob for sigmoid)")
+    _add_loss_options(ver, ignore_default=None)
+    ver.add_argument("--kinds", help="the configuration's kind and/or edge (default: both)")
+    ver.add_argument("--dtypes", default="float64,float32", help="default: float64,float32")
+    ver.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (default 0)")
+    ver.add_argument("--devices", default="cpu", help="comma-separated from {cpu, gpu}; default: cpu")
+    ver.add_argument("--json", action="store_true", help="print the accuracy rows as a JSON list")
+    ver.add_argument("--debug", action="store_true", help="tracebacks for errors")
 
     rep = sub.add_parser("report", help="write report.html for a run, or merge runs (shards, machines) into one")
     rep.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories")
@@ -119,48 +145,85 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     return 1 if (args.strict and result.new_differences) else 0
 
 
+def _print_json(df: object) -> None:
+    """The rows as standard JSON: NaN becomes null; floats keep every digit."""
+    records = df.astype(object).where(df.notna(), None).to_dict(orient="records")  # type: ignore[attr-defined]
+    print(json.dumps(records, default=str))
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    from adapters.registry import choose_framework
     from harness.api.check import check, load_npz, make_case
     from harness.judge.claims import claim_tolerance, explain_claim
+    from harness.render.terminal import check_table
 
-    arrays = load_npz(args.npz)
+    from_fw = choose_framework(args.from_fw) if args.from_fw else "torch"  # before any work
+    to_fw = choose_framework(args.to_fw) if args.to_fw else None
+    claimed = None
     if args.claimed is not None:
         try:
             claimed, tol = float(args.claimed), claim_tolerance(args.claimed)
         except ValueError:
             raise UsageError(f"Expected --claimed to be a number. Received: --claimed={args.claimed!r}") from None
-        case = make_case(arrays["x"], arrays["target"], arrays.get("weight"), family=args.family, input=args.input,
-                         target_kind=args.target_kind, ignore_index=args.ignore_index,
-                         label_smoothing=args.label_smoothing, reduction=args.reduction,
-                         sample_weight=arrays.get("sample_weight"))  # fmt: skip
+    arrays = load_npz(args.npz)
+    options = dict(family=args.family, input=args.input, target_kind=args.target_kind, ignore_index=args.ignore_index,
+                   label_smoothing=args.label_smoothing, reduction=args.reduction)  # fmt: skip
+    case = make_case(arrays["x"], arrays["target"], arrays.get("weight"), **options,
+                     sample_weight=arrays.get("sample_weight"))  # fmt: skip
+    if claimed is not None:
         print(explain_claim(case, claimed, tol).sentence())
-    df = check(
-        arrays["x"], arrays["target"], arrays.get("weight"), family=args.family, input=args.input,
-        target_kind=args.target_kind, ignore_index=args.ignore_index, label_smoothing=args.label_smoothing,
-        reduction=args.reduction, sample_weight=arrays.get("sample_weight"), frameworks=args.frameworks,
-        devices=args.devices,
-    )  # fmt: skip
-    if args.json:  # standard JSON: NaN becomes null; floats keep every digit
-        records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
-        print(json.dumps(records, default=str))
+    df = check(arrays["x"], arrays["target"], arrays.get("weight"), **options,
+               sample_weight=arrays.get("sample_weight"), frameworks=args.frameworks, devices=args.devices)  # fmt: skip
+    if args.json:
+        _print_json(df)
         return 0
-    for case_id, g in df.groupby("case_id", sort=False):  # the user's dtype, then float64 (it decides semantics)
-        show = g[["framework", "api", "recipe", "device", "outcome", "value", "ref_value", "value_rel_err",
-                  "grad_rel_err", "explanation", "error"]].copy()  # fmt: skip
-        show["api"] = show["api"].str.split(".").str[-1]
-        print(f"case {case_id}: exact value {g['ref_value'].iloc[0]:.17g}")
-        print(show.to_string(index=False, max_colwidth=70) + "\n")
-    if args.to_fw:
+    print(ignore_line(case, args.ignore_index) + "\n")
+    print(check_table(df))
+    if to_fw:
         from harness.render.porting import porting_section
 
-        print("\n" + porting_section(df, args.from_fw or "torch", args.to_fw))
+        print("\n" + porting_section(df, from_fw, to_fw))
     return 0
+
+
+def ignore_line(case: object, asked: int | None) -> str:
+    """What ignore_index does on the user's target (PyTorch's default -100 unless asked otherwise)."""
+    spec, data = case.spec, case.data  # type: ignore[attr-defined]
+    if spec.target != "index":
+        return "ignore_index: not used (probability targets)"
+    what = "PyTorch's default" if asked == IGNORE_DEFAULT else "asked"
+    if asked is None:
+        return "ignore_index: none (every label counts)"
+    n = int((data.target == asked).sum())
+    return f"ignore_index={asked} ({what}): {n} of {data.target.size} labels equal it"
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from harness.api.verify import failure_message, failures, verify
+    from harness.render.terminal import verify_table
+
+    df = verify(args.function, args.framework, class_axis=args.class_axis, family=args.family, input=args.input,
+                target=args.target, weighted=args.weighted, ignore_index=args.ignore_index,
+                label_smoothing=args.label_smoothing, reduction=args.reduction, kinds=args.kinds, dtypes=args.dtypes,
+                seed=args.seed, devices=args.devices, quiet=False)  # fmt: skip
+    if args.json:
+        _print_json(df)
+    else:
+        print(verify_table(df) + "\n")
+        n = len(df) - len(failures(df))
+        print(failure_message(df) or f"{df['api'].iloc[0]} matches PyTorch on all {n} rows")
+    return 1 if len(failures(df)) else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.api.report import report
 
-    for path in report(args.runs, args.out, args.publish, args.porting):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = report(args.runs, args.out, args.publish, args.porting)
+    for w in caught:  # one line each (MergeWarning: the runs differ in seed, options or versions)
+        print(f"warning: {w.message}", file=sys.stderr)
+    for path in paths:
         print(f"wrote {path}")
     return 0
 
@@ -188,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, argv)
         if args.command == "check":
             return cmd_check(args)
+        if args.command == "verify":
+            return cmd_verify(args)
         if args.command == "report":
             return cmd_report(args)
         if args.command == "compare":

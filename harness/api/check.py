@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from adapters.registry import FRAMEWORKS, choose_frameworks
-from cases.names import DEVICES, DTYPES, FAMILIES, INPUTS, TARGETS, UsageError, choose, choose_many
+from cases.names import DEVICES, DTYPES, FAMILIES, IGNORE_DEFAULT, INPUTS, TARGETS, UsageError, choose, choose_many
 from cases.spec import Case, Inputs, LossSpec
 
 NPZ_ARRAYS = ("x", "target", "weight", "sample_weight")
@@ -63,7 +63,7 @@ def _finite(a: np.ndarray, what: str) -> np.ndarray:
 
 def make_case(
     x: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None, *, family: str = "softmax",
-    input: str = "logits", target_kind: str | None = None, ignore_index: int | None = None,
+    input: str = "logits", target_kind: str | None = None, ignore_index: int | None = IGNORE_DEFAULT,
     label_smoothing: float = 0.0, reduction: str = "mean", sample_weight: np.ndarray | float | None = None,
 ) -> Case:  # fmt: skip
     """A validated `Case` of kind ``user`` from the user's arrays (PyTorch layout, classes on axis 1).
@@ -73,6 +73,10 @@ def make_case(
     treatment becomes its row: scores that are not log-probabilities for ``input='log_probs'`` (NLL is
     defined on any real input), negative or unnormalised soft labels, labels outside [0, C) (PyTorch
     raises on those; the others' behaviour is the finding).
+
+    `ignore_index` defaults to PyTorch's -100. An ignore_index that no label equals changes nothing in
+    PyTorch's semantics, so the case's spec leaves it out (and no framework's recipe is refused for it);
+    with probability targets PyTorch does not use it, and neither does the case.
     """
     x, target = np.asarray(x), np.asarray(target)
     family = choose(family, FAMILIES, "family")
@@ -81,6 +85,10 @@ def make_case(
     if target_kind is None:
         target_kind = "index" if np.issubdtype(target.dtype, np.integer) and family == "softmax" else "prob"
     target_kind = choose(target_kind, TARGETS, "target")
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int | np.integer)):
+        raise UsageError(f"Expected ignore_index to be an integer or None. Received: ignore_index={ignore_index!r}")
+    if target_kind != "index" or not (np.issubdtype(target.dtype, np.integer) and (target == ignore_index).any()):
+        ignore_index = None  # it ignores nothing (docstring)
     spec = LossSpec(family, input, target_kind, weight is not None, ignore_index, label_smoothing, reduction,
                     sample_weight is not None)  # fmt: skip
 
@@ -130,7 +138,7 @@ def make_case(
 
 def check(
     x: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None, *, family: str = "softmax",
-    input: str = "logits", target_kind: str | None = None, ignore_index: int | None = None,
+    input: str = "logits", target_kind: str | None = None, ignore_index: int | None = IGNORE_DEFAULT,
     label_smoothing: float = 0.0, reduction: str = "mean", sample_weight: np.ndarray | float | None = None,
     frameworks: str | Iterable[str] = FRAMEWORKS, devices: str | Iterable[str] = ("cpu",), case_timeout: float = 120.0,
     quiet: bool = True,
@@ -144,7 +152,8 @@ def check(
       weight: optional (C,) class weights (softmax) or pos_weight (sigmoid).
       sample_weight: optional weights of the loss elements, broadcast to (N, d1, ...) (softmax) or x's shape
         (sigmoid): a plain multiplier of each element's loss (Keras' sample_weight, torch's BCE weight=).
-      family, input, target_kind, ignore_index, label_smoothing, reduction: the `LossSpec` fields.
+      family, input, target_kind, ignore_index, label_smoothing, reduction: the `LossSpec` fields;
+        ignore_index defaults to PyTorch's -100 (`make_case`).
       frameworks, devices: which to run (names or comma-separated strings; aliases accepted).
 
     Returns:

@@ -31,7 +31,7 @@ from harness.judge.rows import RowJudge, accuracy_frame
 from harness.render.html import render_html
 from harness.render.summary import new_difference_count, render
 from harness.runner.accuracy import run_accuracy
-from harness.runner.env import environment
+from harness.runner.env import environment, present_devices
 from harness.runner.options import RunOptions, device_kind, row_key
 from harness.runner.store import RunStore
 from harness.runner.timing import BUDGET_S
@@ -58,7 +58,7 @@ def new_run_id(seed: int) -> str:
 
 
 def _selection(
-    frameworks: str | Iterable[str], devices: str | Iterable[str], kinds: str | Iterable[str],
+    frameworks: str | Iterable[str], devices: str | Iterable[str] | None, kinds: str | Iterable[str],
     dtypes: str | Iterable[str], seed: int, shard: str | None, timing: str, case_timeout: float, jobs: int,
     timing_budget: float, threads: int | None,
 ) -> dict[str, Any]:  # fmt: skip
@@ -69,7 +69,7 @@ def _selection(
         raise UsageError(f"{want}. Received: {got}")
     return {
         "frameworks": choose_frameworks(frameworks),
-        "devices": choose_many(devices, DEVICES, "device"),
+        "devices": present_devices() if devices is None else choose_many(devices, DEVICES, "device"),
         "kinds": choose_many(kinds, KINDS, "kind"),
         "dtypes": choose_many(dtypes, DTYPES, "dtype"),
         "seed": seed,
@@ -92,7 +92,7 @@ def run_cases(selection: dict[str, Any]) -> tuple[list[Case], dict[str, list[Cas
 
 def run(
     frameworks: str | Iterable[str] = "all", kinds: str | Iterable[str] = "all", dtypes: str | Iterable[str] = "all",
-    devices: str | Iterable[str] = "cpu,gpu", *, seed: int = 0, out: str | Path | None = None,
+    devices: str | Iterable[str] | None = None, *, seed: int = 0, out: str | Path | None = None,
     resume: str | Path | None = None, timing: str = "default", timing_budget: float = BUDGET_S,
     case_timeout: float = 120.0, jobs: int | None = None, threads: int | None = None, shard: str | None = None,
     quiet: bool = False, verbose: bool = False, debug: bool = False, command: str | None = None,
@@ -101,6 +101,8 @@ def run(
 
     Args:
       frameworks, kinds, dtypes, devices: names or comma-separated strings (aliases accepted; 'all').
+        devices defaults to those present here (cpu, and gpu where the machine has one); one asked for
+        that is absent gives `unsupported` rows with the reason.
       seed: seed of the generated inputs.
       out: run directory (default reports/runs/<run_id>); never one that holds a run.
       resume: an interrupted run's directory: its options are used and finished cases skipped.

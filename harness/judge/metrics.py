@@ -124,8 +124,10 @@ def compare(value: np.ndarray, grad: np.ndarray, ref: Evaluation, dtype: str, to
     value, grad = np.asarray(value, np.float64), np.asarray(grad)
     r, scale = (np.asarray(a, np.float64) for a in (ref.value, ref.scale))
     gr = ref.grad if isinstance(ref.grad, GradRows) else np.asarray(ref.grad)
-    gs = ref.grad_scale if (ref.grad_scale is None or isinstance(ref.grad_scale, GradRows)) else np.asarray(
+    gs = (
         ref.grad_scale
+        if (ref.grad_scale is None or isinstance(ref.grad_scale, GradRows))
+        else np.asarray(ref.grad_scale)
     )
     nan = float("nan")
     if value.shape != r.shape or grad.shape != gr.shape:

@@ -147,9 +147,12 @@ def header(a: RunFiles, b: RunFiles) -> str:
         ("Framework versions that differ: " + "; ".join(moved) + ".") if moved else "Same framework versions.",
     ]
     if isa_moved:
-        lines += ["", f"Instruction sets differ ({', '.join(isa_moved)}): the likely cause of float32 and "
-                  "lower-precision value changes below, where the versions are the same (the frameworks pick their "
-                  "kernels for the CPU they run on: PyTorch's AVX2 and AVX-512 reductions round differently)."]
+        lines += [
+            "",
+            f"Instruction sets differ ({', '.join(isa_moved)}): the likely cause of float32 and "
+            "lower-precision value changes below, where the versions are the same (the frameworks pick their "
+            "kernels for the CPU they run on: PyTorch's AVX2 and AVX-512 reductions round differently).",
+        ]
     if seed_a != seed_b:
         lines += ["", f"The runs used different seeds ({seed_a} vs {seed_b}): the generated case inputs differ, so "
                   "cases are matched by id without the seed, and a changed value reflects the inputs as well as "

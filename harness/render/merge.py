@@ -7,6 +7,7 @@ shards is counted once.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,27 @@ from harness.runner.store import RunStore
 ACCURACY_KEY = ("machine", "case_id", "framework", "api", "recipe", "device")
 TIMING_KEY = ("machine", "case_id", "framework", "api", "device", "mode", "pass")
 RUN_FIELDS = ("run_id", "utc_time", "git_commit", "command")  # what a merged env.json lists of each run
+# options.json fields that make runs' rows incomparable when they differ (a shard is meant to differ)
+COMPARED_OPTIONS = ("seed", "frameworks", "devices", "kinds", "dtypes", "timing")
+
+
+class MergeWarning(UserWarning):
+    """Runs merged into one report differ in seed, options or framework versions."""
+
+
+def run_differences(runs: Sequence[RunFiles]) -> str:
+    """One line naming what the runs differ in (seed, options, framework versions), or '' if nothing."""
+    found = []
+    for key in COMPARED_OPTIONS:
+        values = list(dict.fromkeys(str(r.options.get(key)) for r in runs if r.options and key in r.options))
+        if len(values) > 1:
+            found.append(f"{key} ({' | '.join(values)})")
+    names = dict.fromkeys(n for r in runs for n in r.env.get("frameworks", {}))
+    for name in names:
+        versions = [str(r.env.get("frameworks", {}).get(name, {}).get("version")) for r in runs]
+        if len(set(versions)) > 1:
+            found.append(f"{name} version ({' | '.join(dict.fromkeys(versions))})")
+    return f"the merged runs differ in {', '.join(found)}" if found else ""
 
 
 def machine_name(env: dict[str, Any]) -> str:
@@ -87,6 +109,7 @@ class Merged:
     timing: pd.DataFrame | None
     claims: pd.DataFrame | None
     env: dict[str, Any]
+    differences: str = ""  # what the runs differ in (`run_differences`), '' if nothing
 
 
 def _merge(runs: Sequence[RunFiles]) -> Merged:
@@ -95,7 +118,7 @@ def _merge(runs: Sequence[RunFiles]) -> Merged:
     timing = _concat(timings, TIMING_KEY) if timings else None
     found = [r.claims for r in runs if r.claims is not None]
     claims = pd.concat(found, ignore_index=True).drop_duplicates(["case_id", "label"]) if found else None
-    return Merged(accuracy, timing, claims, merged_env(runs))
+    return Merged(accuracy, timing, claims, merged_env(runs), run_differences(runs))
 
 
 def merge_runs(run_dirs: list[Path]) -> Merged:
@@ -116,7 +139,9 @@ def write_merged(run_dirs: list[Path], out: Path) -> Path:
     if (out / RunStore.ROWS).exists() or (out / "options.json").exists():
         raise UsageError(f"Expected an --out directory without a run in it. Received: --out={str(out)!r}")
     merged = merge_runs(run_dirs)
-    accuracy, timing, env = merged.accuracy, merged.timing, merged.env
+    if merged.differences:
+        warnings.warn(merged.differences, MergeWarning, stacklevel=2)
+    accuracy, timing, env = merged.accuracy, merged.timing, {**merged.env, "differences": merged.differences}
     out.mkdir(parents=True, exist_ok=True)
     store = RunStore(out)
     store.write_table("accuracy", accuracy)

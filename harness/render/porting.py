@@ -184,9 +184,15 @@ def _unreproduced(rows: pd.DataFrame) -> list[str]:
         return []
     table = [[f"{_name(r.framework)} `{r.api}`", config_title(r._asdict()), r.error] for r in
              hit.drop_duplicates(["framework", "api", *CONFIG]).itertuples()]  # fmt: skip
-    return ["", "## Where `matched` does not reproduce PyTorch", "",
-            "PyTorch departs from the exact answer in these places (it raises, or gives a NaN); each row says what "
-            "the matched recipe does instead.", "", md_table(["API", "configuration", "what it does"], table)]
+    return [
+        "",
+        "## Where `matched` does not reproduce PyTorch",
+        "",
+        "PyTorch departs from the exact answer in these places (it raises, or gives a NaN); each row says what "
+        "the matched recipe does instead.",
+        "",
+        md_table(["API", "configuration", "what it does"], table),
+    ]
 
 
 def porting_section(

@@ -107,9 +107,7 @@ def documented_table(df: pd.DataFrame, claims: pd.DataFrame | None) -> str:
     sub = sub.assign(col=column_label(sub))
     cols = list(dict.fromkeys(sub["col"]))
     numeric = ("ok", "mismatch", "nonfinite")
-    values = {
-        (r.case_id, r.col): (fmt(r.value) if r.outcome in numeric else r.outcome) for r in sub.itertuples()
-    }
+    values = {(r.case_id, r.col): (fmt(r.value) if r.outcome in numeric else r.outcome) for r in sub.itertuples()}
     rows = []
     for c in claims.itertuples():
         text = "agrees" if c.agrees else ("**" + (c.variants or "unexplained") + "**")

@@ -95,6 +95,8 @@ def _run_job(
     """All cases of one framework on one device kind, in a worker pinned to `cpus` (if given);
     returns what env.json records of it."""
     adapter = registry.load(framework)
+    if options.user is not None:
+        adapter = adapter.verifying(options.user)
     version = adapter.version()
     info: dict[str, Any] = {"version": version}
     pending = iter(cases)
@@ -116,7 +118,7 @@ def _run_job(
     # accuracy workers run `jobs` at a time: they share the cores (oversubscribed OpenMP threads spin
     # against each other and run several times slower); timing workers run alone and get them all
     threads = max(1, (options.threads or os.cpu_count() or 1) // max(1, options.jobs))
-    worker = Worker(framework, kind, options.debug, threads, cpus=cpus)
+    worker = Worker(framework, kind, options.debug, threads, cpus=cpus, user=options.user)
     device, hello_error = _start(worker, kind, info)
     counts: dict[str, int] = {}
     try:

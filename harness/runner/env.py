@@ -64,6 +64,11 @@ def no_gpu_reason() -> str | None:
     return "no GPU: this machine has no NVIDIA or AMD GPU device (/dev/nvidia*, /dev/kfd)"
 
 
+def present_devices() -> tuple[str, ...]:
+    """The device kinds this machine has: cpu, and gpu where a GPU device node exists."""
+    return ("cpu",) if no_gpu_reason() else ("cpu", "gpu")
+
+
 def gpu_names() -> list[str]:
     """NVIDIA GPUs as nvidia-smi names them (empty where there is none or no driver)."""
     try:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.registry import FRAMEWORKS
+from adapters.user import UserLoss
 from harness.runner.timing import BUDGET_S
 
 
@@ -20,6 +21,7 @@ class RunOptions:
     verbose: bool = False
     threads: int | None = None  # intra-op threads for every framework (None: the frameworks' default)
     timing_budget_s: float = BUDGET_S  # sampling seconds per timing measurement (at least 3 samples)
+    user: UserLoss | None = None  # harness.verify: the user's function replaces the frameworks' APIs
 
 
 def device_kind(device: str) -> str:

@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 
 from adapters import registry
 from adapters.base import MODES, PASSES, Adapter, Result, Unavailable, error_text
+from adapters.user import UserLoss
 from cases.spec import Case, Inputs, LossSpec
 from harness.runner.timing import Measurement, measure
 
@@ -159,13 +160,14 @@ COMPILER_CACHE_VARIABLES = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE
 def serve(
     conn: Connection, framework: str, device_kind: str, debug: bool, threads: int | None = None,
     timing: bool = False, compiler_cache: str | None = None, cpus: tuple[int, ...] | None = None,
-    warm: Sequence[Case] = (),
+    warm: Sequence[Case] = (), user: UserLoss | None = None,
 ) -> None:  # fmt: skip
     """Worker process main loop: hello, then one reply per Case (results) or TimingRequest
     (timings and the device's copy bandwidth) received, until None. A `timing` worker warms its
     framework's compiler up before saying hello; `compiler_cache` is a fresh directory for the
     compilers' on-disk caches; `cpus`, the CPUs the process may run on; `warm`, the cases a timing
-    worker will time (`warm_up`)."""
+    worker will time (`warm_up`); `user`, the user's function a verifying worker runs instead of the
+    framework's APIs (`harness.verify`)."""
     # Ctrl-C reaches the whole process group; the parent decides what an interrupt means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if cpus:  # before any framework is imported: XLA reads the CPU count once, to size its pools
@@ -178,6 +180,8 @@ def serve(
         for var, sub in COMPILER_CACHE_VARIABLES.items():
             os.environ[var] = os.path.join(compiler_cache, sub)
     adapter = registry.load(framework)
+    if user is not None:
+        adapter = adapter.verifying(user)
     reason, device, isa = adapter.unavailable(), None, None
     if reason is None:
         try:
@@ -258,8 +262,10 @@ class Worker:
     def __init__(
         self, framework: str, device_kind: str, debug: bool = False, threads: int | None = None,
         timing: bool = False, cpus: tuple[int, ...] | None = None, warm: Sequence[Case] = (),
+        user: UserLoss | None = None,
     ) -> None:  # fmt: skip
         self.framework, self.device_kind, self.debug, self.threads = framework, device_kind, debug, threads
+        self.user = user  # a verifying worker: the user's function is its one API
         self.cpus = cpus  # the CPUs it may run on (None: all of this process's)
         self.timing = timing  # a timing worker: warms the compiler up before its hello
         self.warm = tuple(warm)  # the cases a timing worker will time (their eager first calls in its warm-up)
@@ -282,7 +288,7 @@ class Worker:
             self.compiler_cache = tempfile.mkdtemp(prefix=f"ce-harness-{self.framework}-")
         args = (
             child, self.framework, self.device_kind, self.debug, self.threads, self.timing, self.compiler_cache,
-            self.cpus, self.warm,
+            self.cpus, self.warm, self.user,
         )  # fmt: skip
         self.process = ctx.Process(target=serve, args=args, daemon=True)
         with _caller_main_hidden():

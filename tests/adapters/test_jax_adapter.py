@@ -105,6 +105,7 @@ def test_every_supported_spec_has_rows_and_nothing_raises(rows: dict) -> None:
         expected = {(api.name, r) for api in ADAPTER.apis_for(case.spec) for r in ("native", "matched")}
         got = {(api, recipe) for (cid, api, recipe) in rows if cid == case.id}
         assert expected and got == expected, f"{case.id}: rows {sorted(got)} != {sorted(expected)}"
+
     # The one exception: the obvious (native) port of a K-dim loss passes classes on axis 1, where optax
     # expects them last (axis=-1): index targets then do not fit the logits' shape and raise
     # (https://optax.readthedocs.io/en/latest/api/losses.html, "axis: Axis or axes along which to compute").
@@ -308,5 +309,17 @@ def test_gpu_is_unavailable_without_one() -> None:
 def test_safe_softmax_cross_entropy_rows_need_optax_0_2_3(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = LossSpec(target="prob")
     assert SAFE in [a.name for a in ADAPTER.apis_for(spec)]
-    monkeypatch.setattr(type(ADAPTER), "version", lambda self: "0.2.2")
+    monkeypatch.setattr(type(ADAPTER), "versions", lambda self: {"jax": "0.4.30", "optax": "0.2.2"})
     assert SAFE not in [a.name for a in ADAPTER.apis_for(spec)]
+
+
+def test_rows_record_jax_version_and_env_records_optax() -> None:
+    """The framework_version of the jax rows is JAX's (not optax's, as before); jaxlib and optax are recorded."""
+    import importlib.metadata as md
+
+    assert ADAPTER.version() == md.version("jax")
+    assert ADAPTER.versions() == {
+        "jax": md.version("jax"),
+        "jaxlib": md.version("jaxlib"),
+        "optax": md.version("optax"),
+    }

@@ -173,7 +173,11 @@ def _log_p(case: Case, inputs: Inputs) -> np.ndarray:
         return np.zeros(inputs.x.shape)
     x = inputs.x
     with np.errstate(all="ignore"):
-        lp = x - x.max(axis=1, keepdims=True) - np.log(np.exp(x - x.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True))
+        lp = (
+            x
+            - x.max(axis=1, keepdims=True)
+            - np.log(np.exp(x - x.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True))
+        )
     return np.where(np.isfinite(lp), lp, 0.0)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -346,7 +347,13 @@ def test_kdim_native_ports_run_over_the_last_axis_or_raise(rows: list[Row]) -> N
     index = select(rows, "native", FULL, lambda r: kdim_native(r) and r.case.spec.target == "index")
     assert index
     # (labels equal to a negative ignore_index meet the class weights' gather first, and raise there)
-    fail_if([r for r in index if r.outcome != "raised" or not any(k in r.error for k in ("shape", "broadcastable", "GatherV2"))])
+    fail_if(
+        [
+            r
+            for r in index
+            if r.outcome != "raised" or not any(k in r.error for k in ("shape", "broadcastable", "GatherV2"))
+        ]
+    )
 
 
 def keras_sample_weighted_mean(row: Row) -> reference.Evaluation:
@@ -590,3 +597,14 @@ def test_devices() -> None:
     else:
         with pytest.raises(Unavailable, match="no GPU"):
             ADAPTER.device("gpu")
+
+
+def test_loading_tensorflow_prints_nothing(tmp_path: Path) -> None:
+    """TensorFlow 2.21 writes an absl notice and a oneDNN notice from each of its libraries as it loads, whatever
+    TF_CPP_MIN_LOG_LEVEL says: a worker must not put them on the user's terminal (other stderr output stays)."""
+    code = ("import sys; from adapters.tensorflow_adapter import load_tensorflow; tf, _ = load_tensorflow(); "
+            "print('after', file=sys.stderr); print(float(tf.reduce_sum(tf.ones(3))))")  # fmt: skip
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert p.returncode == 0 and p.stdout == "3.0\n", p.stderr
+    assert p.stderr == "after\n", p.stderr

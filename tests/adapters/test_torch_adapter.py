@@ -74,9 +74,16 @@ def test_probabilities_passed_to_cross_entropy_are_read_as_logits(rows: list[dic
 
 def test_log_probs_through_cross_entropy_keep_the_value_but_not_the_gradient(rows: list[dict]) -> None:
     """log_softmax(log p) == log p, so the value survives; the gradient is that of a renormalised loss."""
-    mine = [r for r in rows if r["api"].endswith(".cross_entropy") and r["input"] == "log_probs"
-            and r["recipe"] == "native" and r["dtype"] == "float64" and r["kind"] != "documented"
-            and r["tag"] != "scores"]  # fmt: skip (raw scores are not log-probabilities: log_softmax changes them)
+    mine = [
+        r
+        for r in rows
+        if r["api"].endswith(".cross_entropy")
+        and r["input"] == "log_probs"
+        and r["recipe"] == "native"
+        and r["dtype"] == "float64"
+        and r["kind"] != "documented"
+        and r["tag"] != "scores"
+    ]  # fmt: skip (raw scores are not log-probabilities: log_softmax changes them)
     assert mine
     for r in mine:
         assert r["outcome"] == "mismatch" and r["value_rel_err"] < 1e-14 and r["grad_rel_err"] > 0.1, short(r)

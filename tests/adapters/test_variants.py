@@ -267,6 +267,24 @@ def jax_run(c: Case, fn):
     return np.asarray(value), np.asarray(grad)
 
 
+def test_empty_mean_nan_grad_is_a_masked_mean_differentiated_by_jax(jnp) -> None:
+    """A hand-written masked mean, loss * mask summed over mask.sum(): on an all-ignored batch autodiff takes
+    the 0/0 into the gradient (0 * inf, the JAX FAQ's NaN-gradient case); PyTorch's gradient there is 0."""
+    import jax
+
+    c = case("multiclass-allignored-n64-c10-f64-iim100-mean")
+
+    def fn(x, y):
+        keep = y != -100
+        logp = jax.nn.log_softmax(x, axis=1)
+        nll = -jnp.take_along_axis(logp, jnp.where(keep, y, 0)[:, None], axis=1)[:, 0]
+        return (nll * keep).sum() / keep.sum()
+
+    value, grad = jax_run(c, fn)
+    assert np.isnan(value) and np.isnan(grad).all()
+    check("empty_mean=nan_grad", c, value, grad)
+
+
 def test_label_oob_variants_are_what_jax_indexing_does(jnp) -> None:
     import jax
 
@@ -291,7 +309,8 @@ def test_label_oob_variants_are_what_jax_indexing_does(jnp) -> None:
     # one_hot of an ignored label is a zero row: with smoothing, smooth_labels still gives it e/C everywhere
     c = case("smoothed-n64-c10-f64-iim100-ls0.1-mean")
     onehot = lambda x, y: optax.losses.softmax_cross_entropy(  # noqa: E731
-        x, optax.smooth_labels(jax.nn.one_hot(y, c.n_classes), 0.1)).mean()
+        x, optax.smooth_labels(jax.nn.one_hot(y, c.n_classes), 0.1)
+    ).mean()
     check("weight_norm=N+label_oob=zero", c, *jax_run(c, onehot))
     # optax's axis=-1 default on a K-dim input passed with classes on axis 1
     c = case("soft-n8-c10-d16-f64-pt-mean")
@@ -323,5 +342,11 @@ def test_variants_do_not_apply_where_they_mean_nothing() -> None:
     assert isinstance(V.evaluate_variants((V.BY_NAME["reduction=sum"],), LossSpec(), plain), Evaluation)
     # two variants that set the same field do not combine
     assert V.BY_NAME["label_oob=clip"].conflicts(V.BY_NAME["label_oob=wrap"])
-    assert V.evaluate_variants((V.BY_NAME["weight_norm=N"], V.BY_NAME["weight_norm=count"]), LossSpec(
-        weighted=True), Inputs(np.zeros((2, 3)), np.array([0, 1]), np.ones(3))) is None
+    assert (
+        V.evaluate_variants(
+            (V.BY_NAME["weight_norm=N"], V.BY_NAME["weight_norm=count"]),
+            LossSpec(weighted=True),
+            Inputs(np.zeros((2, 3)), np.array([0, 1]), np.ones(3)),
+        )
+        is None
+    )

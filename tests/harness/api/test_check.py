@@ -122,3 +122,42 @@ def test_sample_weights_are_a_plain_multiplier(tmp_path: Path) -> None:
     np.savez(f, x=x, target=t, sample_weight=w)
     p = cli("check", "--npz", str(f), "--family", "sigmoid", "--frameworks", "torch", "--json")
     assert p.returncode == 0 and {r["outcome"] for r in json.loads(p.stdout)} == {"ok"}, p.stderr
+
+
+def test_the_table_names_every_cause_and_ignore_index_defaults_to_pytorchs(tmp_path: Path) -> None:
+    """The terminal table holds each row's whole explanation (optax's native weighted mean divides by N) and what
+    each cause means; -100 in the target is ignored without --ignore-index, as PyTorch's default does."""
+    pytest.importorskip("jax")
+    f = tmp_path / "w.npz"
+    rng = np.random.default_rng(0)
+    np.savez(
+        f, x=rng.normal(size=(6, 4)), target=np.array([0, 3, -100, 2, 1, 1]), weight=np.array([1.0, 2.0, 0.5, 1.0])
+    )
+    p = cli("check", "--npz", str(f), "--frameworks", "torch,jax")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("ignore_index=-100 (PyTorch's default): 1 of 6 labels equal it\n"), p.stdout[:200]
+    native = [line for line in p.stdout.splitlines() if "integer_labels  native" in line]
+    assert native and all("weight_norm=N+label_oob=nan" in line for line in native), p.stdout
+    assert "  weight_norm=N (weighted (or masked) mean divided by the number of elements" in p.stdout
+    torch = [line for line in p.stdout.splitlines() if line.lstrip().startswith("torch")]
+    assert torch and all(" ok " in line for line in torch), p.stdout
+
+
+def test_check_without_ignored_labels_has_no_ignore_index() -> None:
+    """ignore_index=-100 that no label equals changes nothing: the case's spec leaves it out."""
+    df = harness.check(np.zeros((3, 4)), np.array([0, 1, 2]), frameworks="numpy")
+    assert df["ignore_index"].isna().all() and "iim100" not in df["case_id"].iloc[0]
+    df = harness.check(np.zeros((3, 4)), np.array([0, 1, -100]), frameworks="numpy")
+    assert (df["ignore_index"] == -100).all()
+
+
+def test_a_bad_port_target_is_refused_before_any_work(tmp_path: Path) -> None:
+    f = tmp_path / "w.npz"
+    np.savez(f, x=np.zeros((3, 4)), target=np.array([0, 1, 2]))
+    for option in ("--to", "--from"):
+        p = cli("check", "--npz", str(f), "--to", "keras", option, "nosuch")
+        assert p.returncode == 2, p.stdout
+        assert (
+            p.stderr == "error: Expected framework in {numpy, torch, tensorflow, jax}. Received: framework='nosuch'\n"
+        )
+        assert p.stdout == "", "nothing ran"

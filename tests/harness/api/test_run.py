@@ -14,7 +14,10 @@ from cases.names import UsageError
 
 def test_bad_options_are_one_line_and_write_nothing(tmp_path: Path) -> None:
     for kwargs, message in (
-        ({"frameworks": "numpy,torhc"}, "Expected framework in {numpy, torch, tensorflow, jax}. Received: framework='torhc'"),
+        (
+            {"frameworks": "numpy,torhc"},
+            "Expected framework in {numpy, torch, tensorflow, jax}. Received: framework='torhc'",
+        ),
         ({"timing": "fast"}, "Expected timing in {off, default, full}. Received: timing='fast'"),
         ({"jobs": 0}, "Expected --case-timeout > 0, --jobs >= 1"),
         ({"shard": "3/2"}, "Expected --shard K/N with 1 <= K <= N. Received: --shard='3/2'"),
@@ -38,8 +41,10 @@ def test_a_run_and_its_resume(tmp_path: Path) -> None:
     again = harness.run(resume=out, quiet=True)
     key = ["case_id", "framework", "api", "recipe"]
     cols = [c for c in first.accuracy.columns if c != "run_id"]
-    assert again.accuracy.sort_values(key)[cols].reset_index(drop=True).equals(
-        first.accuracy.sort_values(key)[cols].reset_index(drop=True)
+    assert (
+        again.accuracy.sort_values(key)[cols]
+        .reset_index(drop=True)
+        .equals(first.accuracy.sort_values(key)[cols].reset_index(drop=True))
     )
 
 
@@ -48,3 +53,22 @@ def test_the_timing_policy_lives_with_the_cases() -> None:
     assert timing_plan("off") == {"cpu": [], "gpu": []}
     assert len(full["cpu"]) == len(default["cpu"]) + 1, "the CPU's largest case is timed with --timing full only"
     assert {c.dtype for c in full["gpu"]} == {"float32", "bfloat16"}
+
+
+def test_devices_default_to_those_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --devices: the machine's own (no GPU rows on a CPU-only machine); a GPU asked for where there is none
+    gives unsupported rows with the reason."""
+    from harness.runner import env
+
+    monkeypatch.setattr(env, "no_gpu_reason", lambda: "no GPU: test")
+    assert env.present_devices() == ("cpu",)
+    monkeypatch.setattr(env, "no_gpu_reason", lambda: None)
+    assert env.present_devices() == ("cpu", "gpu")
+    monkeypatch.undo()
+    if env.no_gpu_reason() is None:
+        pytest.skip("this machine has a GPU")
+    default = harness.run("numpy", "documented", "float32", out=tmp_path / "a", timing="off", quiet=True)
+    assert set(default.accuracy["device"]) == {"cpu"}
+    asked = harness.run("numpy", "documented", "float32", "cpu,gpu", out=tmp_path / "b", timing="off", quiet=True)
+    gpu = asked.accuracy[asked.accuracy["device"] == "gpu"]
+    assert len(gpu) and set(gpu["outcome"]) == {"unsupported"} and gpu["error"].str.startswith("no GPU").all()

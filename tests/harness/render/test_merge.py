@@ -153,3 +153,35 @@ def test_write_merged_writes_a_report(runs: dict[str, Path], tmp_path: Path) -> 
         merge_runs([tmp_path])
     with pytest.raises(UsageError, match=r"^Expected an --out directory without a run in it"):
         write_merged([runs["s1"]], runs["s2"])
+
+
+def test_runs_that_differ_are_merged_with_one_warning(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Shards differ only in their shard: no warning. Another seed, other options or another framework version:
+    one line naming each difference, as a MergeWarning and on the command line's stderr."""
+    import subprocess
+    import sys
+    import warnings
+
+    from harness.render.merge import MergeWarning, run_differences
+
+    assert run_differences([load_run(runs["s1"]), load_run(runs["s2"])]) == ""
+    other = tmp_path / "other"
+    shutil.copytree(runs["s1"], other)
+    opts = json.loads((other / "options.json").read_text())
+    (other / "options.json").write_text(json.dumps({**opts, "seed": 3, "dtypes": ["float16"]}))
+    env = json.loads((other / "env.json").read_text())
+    env["frameworks"]["torch"]["version"] = "2.0.0"
+    (other / "env.json").write_text(json.dumps(env))
+    mine = env["frameworks"]["torch"]["version"], load_run(runs["s1"]).env["frameworks"]["torch"]["version"]
+    want = (f"the merged runs differ in seed (0 | 3), dtypes (['float32'] | ['float16']), "
+            f"torch version ({mine[1]} | {mine[0]})")  # fmt: skip
+    assert run_differences([load_run(runs["s1"]), load_run(other)]) == want
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_merged([runs["s1"], other], tmp_path / "both")
+    assert [(w.category, str(w.message)) for w in caught] == [(MergeWarning, want)]
+    assert json.loads((tmp_path / "both" / "env.json").read_text())["differences"] == want
+    root = Path(__file__).resolve().parents[3]
+    p = subprocess.run([sys.executable, "-m", "harness", "report", str(runs["s1"]), str(other), "--out",
+                        str(tmp_path / "cli")], capture_output=True, text=True, cwd=root, timeout=120)  # fmt: skip
+    assert p.returncode == 0 and p.stderr == f"warning: {want}\n", p.stderr
