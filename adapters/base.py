@@ -13,13 +13,16 @@ What differs between frameworks is only `compile` (the namespace a snippet sees)
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import importlib.metadata
 import importlib.util
+import itertools
 import re
 import textwrap
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +80,10 @@ class Result:
     error: str = ""
     value: np.ndarray | None = field(default=None, repr=False)
     grad: np.ndarray | None = field(default=None, repr=False)
+    mode: str = "eager"  # how the loss ran (cases.names.MODES)
+    policy: str = "none"  # under which mixed-precision policy (cases.names.POLICIES)
+    deterministic: bool | None = None  # repeated calls gave the same bits (None: no numbers)
+    loss_dtype: str = ""  # the dtype the framework returned the loss in
 
 
 def py(v: Any) -> str:
@@ -94,6 +101,36 @@ def kwargs_code(**kwargs: Any) -> str:
 
 class Code(str):
     """A string that goes into a snippet as code (a variable name), not as a quoted literal."""
+
+
+def accumulated(api: Api, mean_code: Callable[[LossSpec], str]) -> Api:
+    """`api` called over a spec's micro-batches (`LossSpec.micro_batches`), as a gradient-accumulation loop
+    does: `native` averages each micro-batch's mean (the naive loop: ``loss / accumulation_steps``), `matched`
+    sums each micro-batch's summed loss and divides once by the whole batch's denominator (`mean_code`), which
+    is the batch's loss. A recipe the API lacks for the spec stays absent, for the same reason."""
+
+    def recipes(spec: LossSpec) -> tuple[Recipe, ...]:
+        one = dataclasses.replace(spec, micro_batches=())
+        native = api.recipes(one)[0]
+        matched = api.recipes(dataclasses.replace(one, reduction="sum"))[1]
+        bounds = tuple(itertools.pairwise(itertools.accumulate(spec.micro_batches, initial=0)))
+        loop = f"total = sum(micro(x[a:b], y[a:b], w, None if s is None else s[a:b]) for a, b in {bounds})"
+        try:
+            divide = mean_code(one)
+        except Unavailable as e:
+            divide = None
+            matched = Recipe(matched.name, None, str(e))
+        out = []
+        for recipe, last in ((native, f"loss = total / {len(bounds)}  # each micro-batch's mean, averaged"),
+                             (matched, divide)):  # fmt: skip
+            if recipe.code is None or last is None:
+                out.append(recipe)
+                continue
+            micro = "def micro(x, y, w, s):\n" + textwrap.indent(recipe.code.rstrip(), "    ") + "\n    return loss\n"
+            out.append(Recipe(recipe.name, f"{micro}{loop}\n{last}"))
+        return tuple(out)
+
+    return Api(api.name, api.supports, recipes)
 
 
 def make_function(code: str, namespace: Mapping[str, Any]) -> Callable[..., Any]:
@@ -190,6 +227,10 @@ class Adapter(ABC):
     compile_bound: bool = False
     # Whether `evaluate` differentiates any function of the framework's tensors (a user's own, too).
     differentiates: bool = True
+    # How it can run a loss (cases.names.MODES); the first is how its users run one, and every case runs so.
+    modes: tuple[str, ...] = ("eager",)
+    # Mixed-precision policies besides ``none`` (cases.names.POLICIES), each for inputs in its dtype.
+    policies: tuple[str, ...] = ()
     user: UserLoss | None = None  # set on a verifying copy (`verifying`)
 
     def __init__(self) -> None:
@@ -277,7 +318,16 @@ class Adapter(ABC):
         return None
 
     def apis_for(self, spec: LossSpec) -> tuple[Api, ...]:
-        return tuple(api for api in self.apis if api.supports(spec))
+        """The APIs meant for `spec`; for a spec over micro-batches, each as a gradient-accumulation loop
+        calls it (`accumulated`)."""
+        apis = tuple(api for api in self.apis if api.supports(spec))
+        return tuple(accumulated(api, self.accumulated_mean) for api in apis) if spec.micro_batches else apis
+
+    def accumulated_mean(self, spec: LossSpec) -> str:
+        """Code that assigns ``loss``: ``total`` (the micro-batches' summed losses) over the whole batch's
+        mean denominator (the sum of w[y] over the kept labels, `LossSpec` mean): what a loop that knows the
+        batch's count before it starts divides by (transformers' ``num_items_in_batch``)."""
+        raise Unavailable(f"{self.name} has no gradient-accumulation recipe")
 
     def arrange(self, recipe: str, spec: LossSpec, inputs: Inputs) -> tuple[Inputs, bool]:
         """The inputs a recipe is called with, and whether their class axis was moved (last): a native
@@ -289,12 +339,15 @@ class Adapter(ABC):
     # -- framework hooks -------------------------------------------------------------------------
     @abstractmethod
     def evaluate(
-        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Run ``fn`` on the inputs (arranged as `arrange` says) in `dtype` on `device`; return
-        (value, d value/dx) as float64 in the same arrangement.
+        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str = "eager",
+        policy: str = "none",
+    ) -> tuple[np.ndarray, np.ndarray, str]:  # fmt: skip
+        """Run ``fn`` on the inputs (arranged as `arrange` says) in `dtype` on `device`, in `mode` (one of
+        `modes`) under `policy` (``none`` or one of `policies`); return (value, d value/dx) as float64 in the
+        same arrangement, and the dtype the framework returned the loss in.
 
-        For ``reduction='none'`` the gradient is that of the sum of the elements.
+        For ``reduction='none'`` the gradient is that of the sum of the elements. A mode or policy the
+        framework lacks raises `Unavailable`.
         """
 
     def timer(
@@ -312,46 +365,74 @@ class Adapter(ABC):
         return None
 
     # -- shared driver ---------------------------------------------------------------------------
-    def run_case(self, case: Case, device: str, debug: bool = False) -> list[Result]:
-        """Every supported (api, recipe) of this framework on one case (`iter_case`, collected)."""
-        return list(self.iter_case(case, device, debug))
+    def default_plan(self) -> tuple[tuple[str, str], ...]:
+        """How a case runs unless told otherwise: in the framework's own mode, without a policy."""
+        return ((self.modes[0], "none"),)
 
-    def iter_case(self, case: Case, device: str, debug: bool = False) -> Iterator[Result]:
-        """Every supported (api, recipe) of this framework on one case, one result at a time, so that
-        a worker holds one API's arrays at once, not the whole case's.
+    def run_case(
+        self, case: Case, device: str, debug: bool = False, plan: Sequence[tuple[str, str]] | None = None,
+        repeats: int = 1,
+    ) -> list[Result]:  # fmt: skip
+        """Every supported (api, recipe) of this framework on one case (`iter_case`, collected)."""
+        return list(self.iter_case(case, device, debug, plan, repeats))
+
+    def iter_case(
+        self, case: Case, device: str, debug: bool = False, plan: Sequence[tuple[str, str]] | None = None,
+        repeats: int = 1,
+    ) -> Iterator[Result]:  # fmt: skip
+        """Every supported (api, recipe) of this framework on one case, in each (mode, policy) of `plan`
+        (`default_plan` if None), one result at a time, so that a worker holds one API's arrays at once.
+        With `repeats` > 1 each is called that many times and its `deterministic` says whether the bits agree.
 
         A matched recipe whose code and arrangement (`arrange`) equal its API's native one's is evaluated
         once and reported under both names (for PyTorch, native and matched are often the same call).
         """
         inputs = case.inputs()
         for api in self.apis_for(case.spec):
-            last: tuple[tuple[str, bool], Result] | None = None  # native and matched share it when equal
-            for recipe in api.recipes(case.spec):
-                if recipe.code is None:
-                    yield Result(api.name, recipe.name, "", "unsupported", recipe.reason)
-                    continue
-                how = (recipe.code, self.arrange(recipe.name, case.spec, inputs)[1])
-                if last is None or last[0] != how:
-                    last = None  # the previous result's arrays go before the next are made
-                    last = (how, self._run_one(api.name, recipe, case, inputs, device, debug))
-                r = last[1]
-                yield Result(api.name, recipe.name, recipe.code, r.outcome, r.error, r.value, r.grad)
-                del r
+            for mode, policy in plan or self.default_plan():
+                last: tuple[tuple[str, bool], Result] | None = None  # native and matched share it when equal
+                for recipe in api.recipes(case.spec):
+                    if recipe.code is None:
+                        yield Result(api.name, recipe.name, "", "unsupported", recipe.reason, mode=mode, policy=policy)
+                        continue
+                    how = (recipe.code, self.arrange(recipe.name, case.spec, inputs)[1])
+                    if last is None or last[0] != how:
+                        last = None  # the previous result's arrays go before the next are made
+                        run = (mode, policy, repeats)
+                        last = (how, self._run_one(api.name, recipe, case, inputs, device, debug, *run))
+                    yield dataclasses.replace(last[1], recipe=recipe.name)
 
-    def _run_one(self, api: str, recipe: Recipe, case: Case, inputs: Inputs, device: str, debug: bool) -> Result:
+    def _run_one(
+        self, api: str, recipe: Recipe, case: Case, inputs: Inputs, device: str, debug: bool, mode: str, policy: str,
+        repeats: int,
+    ) -> Result:  # fmt: skip
+        """One recipe evaluated `repeats` times (fresh inputs and outputs each time): its numbers, whether
+        the repeats agree bit for bit (None for one call), or what the framework raised."""
+        made = functools.partial(Result, api, recipe.name, recipe.code, mode=mode, policy=policy)
         try:
             fn = self.compile(recipe.code)
             arranged, moved = self.arrange(recipe.name, case.spec, inputs)
-            value, grad = self.evaluate(fn, case.spec, arranged, case.dtype, device)
+            value, grad, loss_dtype = self.evaluate(fn, case.spec, arranged, case.dtype, device, mode, policy)
+            same = True
+            for _ in range(repeats - 1):
+                again = self.evaluate(fn, case.spec, arranged, case.dtype, device, mode, policy)
+                same = same and _same_bits(value, again[0]) and _same_bits(grad, again[1])
+                del again
         except Unavailable as e:
-            return Result(api, recipe.name, recipe.code, "unsupported", str(e))
+            return made("unsupported", str(e))
         except Exception as e:  # the framework raised: that is a finding, recorded as such
             if debug:
                 traceback.print_exc()
             if is_out_of_memory(e):  # too large for this device: a limit of the machine, not of the API
-                return Result(api, recipe.name, recipe.code, "unsupported", f"out of memory: {error_text(e)}")
-            return Result(api, recipe.name, recipe.code, "raised", error_text(e))
+                return made("unsupported", f"out of memory: {error_text(e)}")
+            return made("raised", error_text(e))
         value, grad = np.asarray(value, np.float64), np.asarray(grad, np.float64)
         if moved:
             value, grad = classes_back(case.spec, value, grad)
-        return Result(api, recipe.name, recipe.code, None, "", value, grad)
+        return made(None, "", value, grad, deterministic=same if repeats > 1 else None, loss_dtype=loss_dtype)
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bit-identical (NaN payloads included), as a repeated call must be to be reproducible."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()

@@ -241,6 +241,7 @@ class JaxAdapter(Adapter):
     install_hint = "pip install -e '.[jax]' -c constraints.txt"
     apis = APIS
     classes_last = True
+    modes = ("compiled", "eager")  # jax.jit is how JAX runs a loss; eager is op by op
 
     def __init__(self) -> None:
         super().__init__()
@@ -262,6 +263,11 @@ class JaxAdapter(Adapter):
 
         jax.config.update("jax_enable_x64", True)  # float64 cases; this worker's process only
         return {"jax": jax, "jnp": jnp, "optax": optax}
+
+    def accumulated_mean(self, spec: LossSpec) -> str:
+        keep = "jnp.ones(y.shape, bool)" if spec.ignore_index is None else f"y != {spec.ignore_index}"
+        weight = "w[jnp.where(keep, y, 0)]" if spec.weighted else "1"
+        return f"keep = {keep}\nloss = total / jnp.where(keep, {weight}, 0).sum().astype(total.dtype)"
 
     def _import(self) -> tuple[Any, Any, Any]:
         ns = self.namespace()
@@ -287,12 +293,7 @@ class JaxAdapter(Adapter):
         """jit(value_and_grad) of `fn`, kept so that jit's own cache serves later shapes and dtypes."""
         if fn not in self._jitted:
             jax, _, _ = self._import()
-
-            def total(x: Any, y: Any, w: Any, s: Any) -> tuple[Any, Any]:
-                loss = fn(x, y, w, s)
-                return (loss.sum() if loss.ndim else loss), loss  # for `none`, the gradient of the sum
-
-            self._jitted[fn] = jax.jit(jax.value_and_grad(total, has_aux=True))
+            self._jitted[fn] = jax.jit(jax.value_and_grad(_summed(fn), has_aux=True))
         return self._jitted[fn]
 
     def _stage(self, spec: LossSpec, inputs: Inputs, dtype: str, device: str) -> tuple[Any, Any, Any]:
@@ -327,16 +328,25 @@ class JaxAdapter(Adapter):
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # ours take ~0.3 s, under the default 1 s
 
     def evaluate(
-        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str = "compiled",
+        policy: str = "none",
+    ) -> tuple[np.ndarray, np.ndarray, str]:  # fmt: skip
+        """jax.jit of value_and_grad (``compiled``, how JAX runs), or op by op under jax.disable_jit (``eager``)."""
+        if policy != "none":
+            raise Unavailable(f"jax has no policy {policy!r}")
         self._enable_compilation_cache()
-        _, jnp, _ = self._import()
+        jax, jnp, _ = self._import()
         dt = jnp.dtype(getattr(jnp, dtype))
         x, y, w, s = self._stage(spec, inputs, dtype, device)
-        (_, loss), grad = self._value_and_grad(fn)(x, y, w, s)
+        if mode == "compiled":
+            (_, loss), grad = self._value_and_grad(fn)(x, y, w, s)
+        else:
+            with jax.disable_jit():
+                (_, loss), grad = jax.value_and_grad(_summed(fn), has_aux=True)(x, y, w, s)
         if loss.dtype != dt or grad.dtype != dt:
             raise RuntimeError(f"computed in {loss.dtype}/{grad.dtype}, not {dtype}: a promotion in the recipe")
-        return np.asarray(loss).astype(np.float64, copy=False), np.asarray(grad).astype(np.float64, copy=False)
+        value = np.asarray(loss).astype(np.float64, copy=False)
+        return value, np.asarray(grad).astype(np.float64, copy=False), str(loss.dtype)
 
     def timer(
         self, code: str, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str, pass_: str
@@ -358,6 +368,16 @@ class JaxAdapter(Adapter):
         if mode == "compiled":
             step = jax.jit(step)
         return (lambda: step(x, y, w, s)), jax.block_until_ready
+
+
+def _summed(fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
+    """`fn` as (the value to differentiate, the loss): for `none`, the gradient of the sum."""
+
+    def total(x: Any, y: Any, w: Any, s: Any) -> tuple[Any, Any]:
+        loss = fn(x, y, w, s)
+        return (loss.sum() if loss.ndim else loss), loss
+
+    return total
 
 
 def _release(version: str) -> tuple[int, ...]:

@@ -44,19 +44,26 @@ class NumpyAdapter(Adapter):
     def setup(self) -> dict[str, Any]:
         return {"adapters": __import__("adapters.reference"), "Inputs": Inputs, "np": np}
 
+    def apis_for(self, spec: LossSpec) -> tuple[Api, ...]:
+        return self.apis  # the reference computes a spec over micro-batches as the full batch's loss, itself
+
     def compile(self, code: str) -> Callable[..., Any]:
         return reference.evaluate  # the snippet documents this call; gradients are analytic
 
     def evaluate(
-        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str = "eager",
+        policy: str = "none",
+    ) -> tuple[np.ndarray, np.ndarray, str]:  # fmt: skip
+        if (mode, policy) != ("eager", "none"):
+            raise Unavailable(f"numpy runs eagerly without a policy, not {mode}/{policy}")
         try:
             result = fn(spec, inputs, dtype, scales=False)
         except TypeError as e:  # no bfloat16 without ml_dtypes
             raise Unavailable(str(e)) from e
         if result.undefined:  # the canonical loss raises there, as PyTorch does
             raise ValueError(result.undefined)
-        return result.value.astype(np.float64, copy=False), result.grad.astype(np.float64, copy=False)
+        value = result.value
+        return value.astype(np.float64, copy=False), result.grad.astype(np.float64, copy=False), value.dtype.name
 
 
 ADAPTER = NumpyAdapter()

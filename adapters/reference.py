@@ -51,6 +51,7 @@ implementation in the evaluation's dtype grows with, per element, reduced as the
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,7 +74,8 @@ class Semantics:
       labels: how labels equal to ignore_index are read: ``ignore`` (dropped); or, by an API without
         ignore_index, as labels: ``zero`` (a zero one-hot row), ``zero_row`` (a zero row whose gradient
         is softmax(x), as softmax_cross_entropy_with_logits gives), ``clip`` (into [0, C-1]), ``wrap``
-        (mod C), ``nan`` (a NaN loss: a gather that fills; negative labels wrap once first).
+        (mod C), ``nan`` (a NaN loss: a gather that fills; negative labels wrap once first),
+        ``nan_rows`` (XLA's sparse softmax cross-entropy: loss and gradient row NaN, counted in the mean).
       smoothing: ``uniform`` (e/C), ``others`` (e/(C-1) to the others, 1-e to the target), ``half``
         (e/2), ``last_axis`` (sigmoid: e/K with K the last axis' size); ``classes`` (every class' w[c]:
         the sum ``split`` reduces).
@@ -98,6 +100,9 @@ class Semantics:
       last_axis_mean: averaged over the last axis first (sigmoid).
       constants: the dtype clip bounds and the BCE gradient floor are rounded to ("": the evaluation's),
         so that a variant computed in float64 uses the constants a float32 framework used.
+      accumulation: how a loss over micro-batches (`LossSpec.micro_batches`) is put together: ``batch`` (the
+        full batch's loss, canonical) or ``mean_of_means`` (each micro-batch's mean, averaged: every
+        micro-batch weighs the same whatever its number of kept labels).
     """
 
     read: str = ""
@@ -117,6 +122,7 @@ class Semantics:
     reduction: str = ""
     last_axis_mean: bool = False
     constants: str = ""
+    accumulation: str = "batch"
 
 
 CANONICAL = Semantics()
@@ -241,6 +247,11 @@ def evaluate(
         spec = dataclasses.replace(spec, reduction=sem.reduction)
     if sem.read:
         spec = dataclasses.replace(spec, input=_read_as(spec.input, sem.read))
+    if spec.micro_batches:
+        sizes = spec.micro_batches
+        spec = dataclasses.replace(spec, micro_batches=())  # the canonical loss is the full batch's
+        if sem.accumulation == "mean_of_means" and spec.reduction == "mean":
+            return _mean_of_means(spec, inputs, dtype, sem, scales, sizes)
     with np.errstate(all="ignore"):
         if sem.class_axis != 1:
             return _other_class_axis(spec, inputs, dtype, sem, scales)
@@ -249,6 +260,27 @@ def evaluate(
         if spec.family == "softmax":
             return _softmax(spec, sem, inputs, dt, lazy, scales)
         return _sigmoid(spec, sem, inputs, dt, scales)
+
+
+def _mean_of_means(
+    spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: bool, sizes: tuple[int, ...]
+) -> Evaluation:
+    """What a gradient-accumulation loop that averages each micro-batch's mean computes: with K micro-batches
+    of rows R_k, loss = (1/K) sum_k mean_k, and d loss / dx[R_k] = (1/K) d mean_k / dx[R_k] (each row belongs
+    to one micro-batch). The rest of `sem` applies within each micro-batch."""
+    inner = dataclasses.replace(sem, accumulation="batch")
+    bounds = np.cumsum((0, *sizes))
+    parts = []
+    for a, b in itertools.pairwise(bounds):
+        s = inputs.sample_weight
+        sub = Inputs(inputs.x[a:b], inputs.target[a:b], inputs.weight, None if s is None else s[a:b])
+        parts.append(evaluate(spec, sub, dtype, semantics=inner, scales=scales))
+    dt, k = numpy_dtype(dtype), len(sizes)
+    value = np.asarray(np.sum([p.value for p in parts], dtype=dt) / k, dtype=dt)
+    scale = np.asarray(np.sum([p.scale for p in parts], dtype=dt) / k, dtype=dt)
+    grad = np.concatenate([np.asarray(p.grad) / k for p in parts]).astype(dt, copy=False)
+    grad_scale = None if not scales else np.concatenate([np.asarray(p.grad_scale) / k for p in parts]).astype(dt)
+    return Evaluation(value, grad, scale, grad_scale, next((p.undefined for p in parts if p.undefined), ""))
 
 
 def _read_as(declared: str, pair: str) -> str:
@@ -275,6 +307,7 @@ class Targets:
     extra: np.ndarray | None = None  # added to S = sum_c a of those elements (the weight the port multiplied)
     unit: np.ndarray | None = None  # elements whose S is 1 (zero rows through an op assuming labels sum to 1)
     undefined: np.ndarray | None = None  # elements PyTorch raises on (labels outside [0, C)): value and gradient NaN
+    nan_rows: np.ndarray | None = None  # elements whose loss and gradient row are NaN (`Semantics.labels`)
 
 
 def valid_targets(target: np.ndarray, n_classes: int, ignore_index: int | None) -> np.ndarray:
@@ -317,7 +350,8 @@ def softmax_targets(spec: LossSpec, inputs: Inputs, dt: np.dtype, sem: Semantics
     y = np.asarray(inputs.target)
     labels = read_labels(y, c, spec.ignore_index, sem.labels)
     ignored, no_class, y_safe, nan = labels.ignored, labels.no_class, labels.y, labels.nan
-    extra = None if nan is None else np.where(nan, w[labels.read], 0).astype(dt)  # the port's w[y] times the lse
+    # the port's w[y] times the lse (a NaN-filled gather); a zero row's NaN is its value's alone
+    extra = None if nan is None or sem.labels != "nan" else np.where(nan, w[labels.read], 0).astype(dt)
     if extra is not None and sw is not None:
         extra *= sw
     unit = labels.unit
@@ -345,6 +379,8 @@ def softmax_targets(spec: LossSpec, inputs: Inputs, dt: np.dtype, sem: Semantics
         d = (w_y if sw is None else w_y * sw)[~ignored].sum(dtype=dt)
     else:
         d = w_y.sum(dtype=dt)
+    if sem.labels == "nan_rows":
+        return Targets(index, d, None, None, unit, labels.undefined, nan)
     return Targets(index, d, nan, extra, unit, labels.undefined)
 
 
@@ -364,8 +400,9 @@ class Labels:
 def read_labels(y: np.ndarray, c: int, ignore_index: int | None, rule: str = "ignore") -> Labels:
     """Labels equal to ignore_index dropped and labels outside [0, C) undefined (``ignore``, canonical:
     PyTorch raises on those), or both read as an API that takes any label reads them: ``zero``/``zero_row``
-    (one-hot to zeros), ``clip``, ``wrap`` (mod C) or ``nan`` (negative ones wrap once, those still outside
-    [0, C) give NaN); an ignore_index inside [0, C) is then a class like any other."""
+    (one-hot to zeros), ``clip``, ``wrap`` (mod C), ``nan`` (negative ones wrap once, those still outside
+    [0, C) give NaN) or ``nan_rows`` (loss and gradient row NaN, counted in the mean); an ignore_index inside
+    [0, C) is then a class like any other."""
     hit = ~valid_targets(y, c, ignore_index)  # the labels the spec ignores
     oob = ~hit & ((y < 0) | (y >= c))  # not ignored, and no class
     undefined = oob if rule == "ignore" and oob.any() else None
@@ -383,8 +420,10 @@ def read_labels(y: np.ndarray, c: int, ignore_index: int | None, rule: str = "ig
         y_read = np.clip(wrapped, 0, c - 1)
     else:
         y_read = y
-    no_class = ignored | (outside & (rule in ("zero", "zero_row")))
+    no_class = ignored | (outside & (rule in ("zero", "zero_row", "nan_rows")))
     unit = (outside & ~ignored) if rule == "zero_row" else None
+    if rule == "nan_rows":  # XLA: loss and gradient row NaN, still counted in the mean
+        nan = outside & ~ignored
     read = np.clip(y_read, 0, c - 1)
     return Labels(np.where(no_class, 0, y_read), ignored, no_class, nan, unit, read, undefined)
 
@@ -471,12 +510,14 @@ def _softmax(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, lazy:
                 gscale[r] = gs
     if tg.nan is not None:
         loss[tg.nan] = np.nan
-    if tg.undefined is not None:  # no value where PyTorch raises: NaN marks those elements and gradient rows
-        loss[tg.undefined] = scale[tg.undefined] = np.nan
+    # no value where PyTorch raises (or where XLA gives NaN): NaN marks those elements and gradient rows
+    rows_nan = _either(tg.undefined, tg.nan_rows)
+    if rows_nan is not None:
+        loss[rows_nan] = scale[rows_nan] = np.nan
         if grad is not None:
-            _undefine(grad, tg.undefined)
+            _undefine(grad, rows_nan)
             if gscale is not None:
-                _undefine(gscale, tg.undefined)
+                _undefine(gscale, rows_nan)
 
     def remake(r: slice, want_scale: bool) -> np.ndarray:
         with np.errstate(all="ignore"):
@@ -488,8 +529,8 @@ def _softmax(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, lazy:
                 logp = xr if spec.input == "log_probs" else _probs_rows(xr, sem, dt)[0]
             g, gs = _grad_rows(spec, sem, xr, logp, tg.coefficients(r), _sums(tg, r), dt, want_scale)
             out = gs if want_scale else g
-            if tg.undefined is not None:
-                _undefine(out, tg.undefined[r])
+            if rows_nan is not None:
+                _undefine(out, rows_nan[r])
             return out
 
     if grad is None:
@@ -497,6 +538,10 @@ def _softmax(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, lazy:
         gscale = GradRows(x.shape, dt, lambda r: remake(r, True)) if scales else None
     ev = _reduce(spec, sem, Evaluation(loss, grad, scale, gscale), tg.denominator, dt)
     return dataclasses.replace(ev, undefined=UNDEFINED) if tg.undefined is not None else ev
+
+
+def _either(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    return b if a is None else (a if b is None else a | b)
 
 
 def _undefine(g: np.ndarray, undefined: np.ndarray) -> None:

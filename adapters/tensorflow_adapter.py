@@ -40,7 +40,6 @@ import dataclasses
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -55,41 +54,27 @@ CLAMP = "x = tf.maximum(x, x.dtype.min)  # a -inf logit gives 0 * inf = NaN even
 NAN_IF_ALL_IGNORED = "loss = tf.where(tf.reduce_any(keep), loss, float('nan'))  # PyTorch: NaN when all are ignored"
 
 
-# What TensorFlow's libraries print on stderr while they load, whatever TF_CPP_MIN_LOG_LEVEL says (2.21: absl
-# logs before its InitializeLog, once per library): a notice per worker, four lines a run, that says nothing.
-LOAD_NOISE = ("All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on")
-
-
 @contextlib.contextmanager
-def _native_stderr_filtered(noise: tuple[str, ...]) -> Iterator[None]:
-    """The process' stderr (file descriptor 2, where C++ writes) held in a file while the block runs, then
-    written back without the lines that hold one of `noise`."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            lines = held.read().decode(errors="replace").splitlines()
-            kept = [line for line in lines if not any(n in line for n in noise)]
-            if kept:
-                sys.stderr.write("\n".join(kept) + "\n")
+def _global_policy(keras: Any, name: str) -> Iterator[None]:
+    """Keras' global dtype policy set to `name` for the block, then restored."""
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
 
 
 def load_tensorflow() -> tuple[Any, Any]:
     """``(tensorflow, keras)``, imported quietly on first use, with GPU memory growth on."""
     if "tensorflow" not in sys.modules:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ INFO/WARNING/ERROR logs
+        # C++ INFO/WARNING/ERROR logs, where still honoured (2.19+ logs through absl regardless: a worker's
+        # stderr drops those lines, harness/runner/worker.py)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = "tensorflow"  # the snippets hand Keras TensorFlow tensors
-    with _native_stderr_filtered(LOAD_NOISE):
-        import keras
-        import tensorflow as tf
+    import keras
+    import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
     if keras.backend.backend() != "tensorflow":
@@ -470,6 +455,12 @@ class TensorflowAdapter(Adapter):
     install_hint = "pip install -e '.[tensorflow]' -c constraints.txt"
     apis = APIS
     classes_last = True
+    modes = ("eager", "compiled")
+    policies = ("mixed_bfloat16", "mixed_float16")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._steps: dict[tuple[Callable[..., Any], bool], Callable[..., Any]] = {}  # (recipe, compiled) -> step
 
     def isa(self, device: str) -> str | None:
         tf, _ = load_tensorflow()
@@ -488,6 +479,12 @@ class TensorflowAdapter(Adapter):
     def setup(self) -> dict[str, Any]:
         tf, keras = load_tensorflow()
         return {"tf": tf, "keras": keras}
+
+    def accumulated_mean(self, spec: LossSpec) -> str:
+        keep = "tf.ones_like(y, tf.bool)" if spec.ignore_index is None else f"tf.not_equal(y, {spec.ignore_index})"
+        weight = "tf.gather(w, tf.where(keep, y, 0))" if spec.weighted else "tf.ones_like(y)"
+        kept = f"tf.where(keep, tf.cast({weight}, total.dtype), tf.zeros([], total.dtype))"
+        return f"keep = {keep}\nloss = total / tf.reduce_sum({kept})"
 
     def no_gpu(self) -> str | None:
         tf = self.namespace()["tf"]
@@ -515,18 +512,42 @@ class TensorflowAdapter(Adapter):
         return x, y, w, s
 
     def evaluate(
-        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
-    ) -> tuple[np.ndarray, np.ndarray]:
-        tf, _ = load_tensorflow()
+        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str = "eager",
+        policy: str = "none",
+    ) -> tuple[np.ndarray, np.ndarray, str]:  # fmt: skip
+        """Eager, or in a tf.function(jit_compile=True) (XLA), optionally under a Keras mixed-precision policy
+        (the global policy, set for the call: what a model built under it hands its loss)."""
+        tf, keras = load_tensorflow()
         x, y, w, s = self._stage(spec, inputs, dtype, device)
-        with tf.device(_tf_device(device)):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                loss = fn(x, y, w, s)
-            grad = tape.gradient(loss, x)  # of the sum of the elements for reduction='none'
+        step = self._step(fn, mode == "compiled")
+        with tf.device(_tf_device(device)), self._policy(keras, policy):
+            loss, grad = step(x, y, w, s)
             value = tf.cast(loss, tf.float64).numpy()
             grad = np.zeros(tuple(x.shape)) if grad is None else tf.cast(tf.convert_to_tensor(grad), tf.float64).numpy()
-        return value, grad
+        return value, grad, loss.dtype.name
+
+    def _step(self, fn: Callable[..., Any], compiled: bool) -> Callable[..., Any]:
+        """(loss, d loss / dx) of `fn` (of the sum of the elements for reduction='none'), eager or XLA-compiled
+        (one tf.function per recipe: it traces each new shape and dtype)."""
+        key = (fn, compiled)
+        if key not in self._steps:
+            tf, _ = load_tensorflow()
+
+            def step(x: Any, y: Any, w: Any, s: Any) -> tuple[Any, Any]:
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    loss = fn(x, y, w, s)
+                return loss, tape.gradient(loss, x)
+
+            self._steps[key] = tf.function(step, jit_compile=True) if compiled else step
+        return self._steps[key]
+
+    def _policy(self, keras: Any, policy: str) -> contextlib.AbstractContextManager[Any]:
+        if policy == "none":
+            return contextlib.nullcontext()
+        if policy not in self.policies:
+            raise Unavailable(f"tensorflow has no policy {policy!r}")
+        return _global_policy(keras, policy)
 
     def timer(
         self, code: str, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str, pass_: str

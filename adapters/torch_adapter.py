@@ -9,12 +9,13 @@ https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from adapters.base import Adapter, Api, Code, Recipe, kwargs_code, make_function, unsupported
+from adapters.base import Adapter, Api, Code, Recipe, Unavailable, kwargs_code, make_function, unsupported
 from cases.spec import Inputs, LossSpec
 
 W = Code("w")
@@ -140,11 +141,21 @@ class TorchAdapter(Adapter):
     modules = distributions = ("torch",)
     install_hint = "pip install -e '.[torch]' -c constraints.txt"
     apis = APIS
+    modes = ("eager", "compiled")
+    policies = ("autocast-bfloat16", "autocast-float16")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._compiled_fns: dict[Callable[..., Any], Callable[..., Any]] = {}  # recipe -> torch.compile(recipe)
 
     def setup(self) -> dict[str, Any]:
         import torch
 
         return {"torch": torch, "F": torch.nn.functional}
+
+    def accumulated_mean(self, spec: LossSpec) -> str:
+        kept = "y" if spec.ignore_index is None else f"y[y != {spec.ignore_index}]"
+        return f"loss = total / {f'w[{kept}].sum()' if spec.weighted else f'{kept}.numel()'}"
 
     def no_gpu(self) -> str | None:
         return None if self.namespace()["torch"].cuda.is_available() else "torch.cuda.is_available() is False"
@@ -178,18 +189,38 @@ class TorchAdapter(Adapter):
         return x, y, w, s
 
     def evaluate(
-        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, fn: Callable[..., Any], spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str = "eager",
+        policy: str = "none",
+    ) -> tuple[np.ndarray, np.ndarray, str]:  # fmt: skip
+        """Eager, or through torch.compile (inductor, its default dynamic-shape rule: a later shape of the same
+        recipe is compiled for dynamic shapes, as in a user's loop), optionally under torch.autocast."""
         import torch
 
         x, y, w, s = self._stage(spec, inputs, dtype, device, grad=True)
-        loss = fn(x, y, w, s)
+        call = self._compiled(fn) if mode == "compiled" else fn
+        with self._autocast(policy, device):
+            loss = call(x, y, w, s)
         (loss.sum() if loss.dim() else loss).backward()
         grad = x.grad if x.grad is not None else torch.zeros_like(x)
         return (
             loss.detach().to(device="cpu", dtype=torch.float64).numpy(),
             grad.to(device="cpu", dtype=torch.float64).numpy(),
+            str(loss.dtype).removeprefix("torch."),
         )
+
+    def _compiled(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if fn not in self._compiled_fns:
+            self._compiled_fns[fn] = self.namespace()["torch"].compile(fn)
+        return self._compiled_fns[fn]
+
+    def _autocast(self, policy: str, device: str) -> contextlib.AbstractContextManager[Any]:
+        """torch.autocast for ``autocast-<dtype>`` on the device's type; nothing for ``none``."""
+        if policy == "none":
+            return contextlib.nullcontext()
+        if policy not in self.policies:
+            raise Unavailable(f"torch has no policy {policy!r}")
+        torch = self.namespace()["torch"]
+        return torch.autocast(device_type=device.partition(":")[0], dtype=getattr(torch, policy.split("-")[1]))
 
     def timer(
         self, code: str, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str, pass_: str

@@ -11,6 +11,7 @@ from cases.names import DTYPES, KINDS
 from cases.spec import Case, LossSpec
 
 N, C = 64, 10
+MICRO_BATCHES = (8, 24, 32)
 
 
 def _specs() -> Iterator[tuple[str, LossSpec, tuple[int, ...], str]]:
@@ -83,6 +84,11 @@ def _specs() -> Iterator[tuple[str, LossSpec, tuple[int, ...], str]]:
     yield "edge", LossSpec(), (128, 1000), "big1e3"  # float16: the mean's sum of ~1e3 losses passes 65504
     yield "edge", LossSpec(), (N, C), "oob"  # labels outside [0, C): PyTorch raises; what does each do?
 
+    # accumulation: one batch's loss computed as a gradient-accumulation loop does, over micro-batches of 8, 24
+    # and 32 rows holding different numbers of non-ignored labels (the mean of their means is not the batch's)
+    for extra in ({}, {"weighted": True, "label_smoothing": 0.1}):
+        yield "accumulation", LossSpec(ignore_index=-100, micro_batches=MICRO_BATCHES, **extra), (N, C), ""
+
 
 def default_cases(kinds: Iterable[str] = KINDS, dtypes: Iterable[str] = DTYPES, seed: int = 0) -> list[Case]:
     """The default set, filtered to `kinds` and `dtypes`; ids are unique and stable for a seed."""
@@ -152,6 +158,23 @@ def verify_cases(
         if kind in kinds
         for dtype in dtypes
     ]
+
+
+def mode_cases(cases: Sequence[Case]) -> frozenset[str]:
+    """The ids of the cases a default run also runs compiled and under mixed-precision policies: every kind and
+    every dtype at least once: kind k in its order with the k-th of float32, bfloat16, float16, float64, ... (the
+    half-precision policies meet their dtypes); for ``edge``, the out-of-range labels (XLA gives NaN where eager
+    raises). Compiles cost seconds each here; `--modes all` / `--policies all` run every case."""
+    rotation = ("float32", "bfloat16", "float16", "float64")
+    chosen: list[str] = []
+    for k, kind in enumerate(KINDS):
+        mine = [c for c in cases if c.kind == kind]
+        mine = [c for c in mine if c.tag == "oob"] or mine if kind == "edge" else mine
+        want = rotation[k % len(rotation)]
+        pick = next((c for c in mine if c.dtype == want), mine[0] if mine else None)
+        if pick is not None:
+            chosen.append(pick.id)
+    return frozenset(chosen)
 
 
 # Timing cases: the common configuration (logits, class indices, mean) at a classifier's size, a

@@ -12,10 +12,16 @@ FAMILIES = ("softmax", "sigmoid")
 INPUTS = ("logits", "log_probs", "probs")
 TARGETS = ("index", "prob")
 REDUCTIONS = ("none", "sum", "mean")
-KINDS = ("binary", "multiclass", "soft", "smoothed", "edge", "documented")
+KINDS = ("binary", "multiclass", "soft", "smoothed", "edge", "accumulation", "documented")
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEVICES = ("cpu", "gpu")
 RECIPES = ("native", "matched")
+# How a loss runs (docs/DESIGN.md, "Modes and policies"): eagerly or compiled (torch.compile, XLA), and under a
+# mixed-precision policy (torch.autocast, Keras' mixed policies) or none. A policy applies to inputs in its dtype.
+MODES = ("eager", "compiled")
+POLICIES = ("none", "autocast-bfloat16", "autocast-float16", "mixed_bfloat16", "mixed_float16")
+POLICY_DTYPES = {"autocast-bfloat16": "bfloat16", "autocast-float16": "float16", "mixed_bfloat16": "bfloat16",
+                 "mixed_float16": "float16"}  # fmt: skip
 IGNORE_DEFAULT = -100  # PyTorch's ignore_index default: the canonical semantics are its
 OUTCOMES = ("ok", "mismatch", "nonfinite", "raised", "unsupported", "crashed", "timeout")
 

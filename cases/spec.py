@@ -30,6 +30,8 @@ class LossSpec:
       reduction: ``none``, ``sum`` or ``mean``.
       sample_weighted: a weight per loss element (``Inputs.sample_weight``; Keras' sample_weight, torch's BCE
         ``weight=``) multiplies that element's loss; the mean's denominator stays the unweighted one.
+      micro_batches: sizes along N of the micro-batches a gradient-accumulation loop splits the batch into
+        (``()``: one batch). The canonical loss is the full batch's: accumulation must not change it.
     """
 
     family: str = "softmax"
@@ -40,6 +42,7 @@ class LossSpec:
     label_smoothing: float = 0.0
     reduction: str = "mean"
     sample_weighted: bool = False
+    micro_batches: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         # Checks first, with the received value in the message (optax / Keras style).
@@ -52,6 +55,9 @@ class LossSpec:
             raise UsageError(f"Expected label_smoothing in [0, 1]. Received: label_smoothing={e!r}")
         if self.family == "sigmoid" and self.target != "prob":
             raise UsageError(f"Expected target='prob' for family='sigmoid'. Received: target={self.target!r}")
+        mb = self.micro_batches
+        if mb and (not all(isinstance(k, int) and k > 0 for k in mb) or len(mb) < 2):
+            raise UsageError(f"Expected micro_batches of two or more positive sizes. Received: micro_batches={mb!r}")
         if self.ignore_index is not None and self.target != "index":
             raise UsageError(
                 f"Expected ignore_index=None for target={self.target!r} (index targets only). "
@@ -74,6 +80,8 @@ class LossSpec:
             parts.append(f"ii{self.ignore_index}".replace("-", "m"))
         if self.label_smoothing:
             parts.append(f"ls{self.label_smoothing:g}")
+        if self.micro_batches:
+            parts.append("mb" + "x".join(str(k) for k in self.micro_batches))
         parts.append(self.reduction)
         return "-".join(parts)
 
@@ -105,6 +113,9 @@ class Case:
             raise UsageError(f"Expected kind in {{{', '.join(KINDS)}}}. Received: kind={self.kind!r}")
         if len(self.shape) < 1 or (self.spec.family == "softmax" and len(self.shape) < 2):
             raise UsageError(f"Expected x of shape (N, C) or (N, C, d1, ...). Received: shape={self.shape}")
+        if self.spec.micro_batches and sum(self.spec.micro_batches) != self.shape[0]:
+            got = f"micro_batches={self.spec.micro_batches}, shape={self.shape}"
+            raise UsageError(f"Expected micro-batch sizes that sum to N. Received: {got}")
 
     @property
     def n_classes(self) -> int:

@@ -65,6 +65,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--strict", action="store_true", help="exit 1 if a difference is not in the known-differences registry"
     )
+    run.add_argument("--modes", help="eager, compiled or all: every case in each (default: each framework's own mode, "
+                     "the other on a subset of every kind and dtype)")  # fmt: skip
+    run.add_argument("--policies", help="none, autocast-bfloat16, autocast-float16, mixed_bfloat16, mixed_float16 or "
+                     "all: every case of the policy's dtype (default: none, the policies on the subset)")  # fmt: skip
     run.add_argument("--shard", metavar="K/N", help="run shard K of N of the cases (merge shards with `report`)")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     run.add_argument("--verbose", action="store_true", help="a line per finished framework and device, even when piped")
@@ -129,7 +133,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     result = run(
         args.frameworks, args.kinds, args.dtypes, args.devices, seed=args.seed, out=args.out, resume=args.resume,
         timing=args.timing, timing_budget=args.timing_budget, case_timeout=args.case_timeout, jobs=args.jobs,
-        threads=args.threads, shard=args.shard, quiet=args.quiet, verbose=args.verbose, debug=args.debug,
+        threads=args.threads, shard=args.shard, modes=args.modes, policies=args.policies, quiet=args.quiet,
+        verbose=args.verbose, debug=args.debug,
         command=" ".join(["python -m harness", *argv]),
     )  # fmt: skip
     counts = outcome_counts(result.accuracy)

@@ -14,7 +14,7 @@ from harness.render.html import write_html
 from harness.render.load import load_run
 from harness.render.merge import write_merged
 from harness.render.porting import porting_guide
-from harness.render.summary import NOT_OK_LISTED
+from harness.render.summary import NOT_OK_LISTED, summary_of
 from harness.runner.store import atomic_write
 
 
@@ -23,7 +23,8 @@ def report(
     porting: str | Path | None = None,
 ) -> list[Path]:  # fmt: skip
     """report.html for one run, or several runs (shards, machines) merged into `out`; optionally summary.md
-    copied to `publish` (reports/cpu.md) and the porting guide written to `porting`. Returns the files."""
+    written to `publish` (reports/cpu.md; rendered from the run's tables, so it lists every row whichever
+    version wrote the run) and the porting guide written to `porting`. Returns the files."""
     runs = [Path(r) for r in runs]
     if not runs:
         raise UsageError("Expected at least one run directory. Received: none")
@@ -32,7 +33,7 @@ def report(
     path = write_merged(runs, Path(out)) if out is not None else write_html(runs[0])
     written = [path]
     if publish is not None:
-        atomic_write(Path(publish), (path.parent / "summary.md").read_bytes())
+        atomic_write(Path(publish), summary_of(load_run(path.parent)).encode())
         written.append(Path(publish))
     if porting is not None:
         run = load_run(path.parent)

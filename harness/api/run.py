@@ -22,8 +22,8 @@ from typing import Any
 import pandas as pd
 
 from adapters.registry import choose_frameworks
-from cases.generator import TIMING_LEVELS, default_cases, timing_plan, with_float64
-from cases.names import DEVICES, DTYPES, KINDS, UsageError, choose, choose_many
+from cases.generator import TIMING_LEVELS, default_cases, mode_cases, timing_plan, with_float64
+from cases.names import DEVICES, DTYPES, KINDS, MODES, POLICIES, UsageError, choose, choose_many
 from cases.shards import parse_shard, shard_cases
 from cases.spec import Case
 from harness.judge.claims import claims_frame
@@ -60,7 +60,8 @@ def new_run_id(seed: int) -> str:
 def _selection(
     frameworks: str | Iterable[str], devices: str | Iterable[str] | None, kinds: str | Iterable[str],
     dtypes: str | Iterable[str], seed: int, shard: str | None, timing: str, case_timeout: float, jobs: int,
-    timing_budget: float, threads: int | None,
+    timing_budget: float, threads: int | None, modes: str | Iterable[str] | None = None,
+    policies: str | Iterable[str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Every option checked before any work starts (one line each, the value received)."""
     if case_timeout <= 0 or jobs < 1 or timing_budget < 0 or (threads is not None and threads < 1):
@@ -75,6 +76,9 @@ def _selection(
         "seed": seed,
         "shard": list(parse_shard(shard)) if shard else None,  # kept for --resume
         "timing": choose(timing, TIMING_LEVELS, "timing"),
+        # None: the subset (harness/runner/plan.py); a list: every case in each
+        "modes": None if modes is None else list(choose_many(modes, MODES, "mode")),
+        "policies": None if policies is None else list(choose_many(policies, POLICIES, "policy")),
     }
 
 
@@ -95,6 +99,7 @@ def run(
     devices: str | Iterable[str] | None = None, *, seed: int = 0, out: str | Path | None = None,
     resume: str | Path | None = None, timing: str = "default", timing_budget: float = BUDGET_S,
     case_timeout: float = 120.0, jobs: int | None = None, threads: int | None = None, shard: str | None = None,
+    modes: str | Iterable[str] | None = None, policies: str | Iterable[str] | None = None,
     quiet: bool = False, verbose: bool = False, debug: bool = False, command: str | None = None,
 ) -> RunResult:  # fmt: skip
     """Run the case set through the frameworks and write a run directory.
@@ -110,6 +115,10 @@ def run(
       case_timeout: seconds one case may take in a worker; jobs: workers at once (default min(2, CPUs));
       threads: intra-op threads for every framework (default: every core).
       shard: ``"K/N"``, run shard K of N of the cases (merge shards with `report`).
+      modes, policies: how the losses run (eager, compiled; none, autocast-bfloat16, mixed_float16, ...; or
+        'all'). Default: every case in the framework's own mode without a policy, and the other modes and
+        the policies on a subset that holds every kind and dtype (harness/runner/plan.py); named ones run
+        every case in each.
       quiet, verbose, debug: progress on stderr, and tracebacks of framework errors.
       command: what env.json records as the command (default: this call, as Python).
 
@@ -127,16 +136,17 @@ def run(
         run_id = selection["run_id"]
     else:
         selection = _selection(frameworks, devices, kinds, dtypes, seed, shard, timing, case_timeout, jobs,
-                               timing_budget, threads)  # fmt: skip
+                               timing_budget, threads, modes, policies)  # fmt: skip
         run_id = new_run_id(seed)
         store = RunStore.create(Path(out) if out is not None else DEFAULT_RUNS / run_id)
         store.write_json("options.json", {"run_id": run_id, **selection, "command": command})
+    cases, timed, added = run_cases(selection)
+    chosen = {k: None if selection.get(k) is None else tuple(selection[k]) for k in ("modes", "policies")}
     options = RunOptions(
         frameworks=tuple(selection["frameworks"]), devices=tuple(selection["devices"]), case_timeout=case_timeout,
         jobs=jobs, debug=debug, quiet=quiet, verbose=verbose, threads=threads or os.cpu_count(),
-        timing_budget_s=timing_budget,
+        timing_budget_s=timing_budget, **chosen, mode_cases=mode_cases(cases),
     )  # fmt: skip
-    cases, timed, added = run_cases(selection)
     if not quiet:
         extra = f" ({added} of them float64, added to decide semantics)" if added else ""
         print(f"{len(cases)} cases{extra} x {len(options.frameworks)} frameworks x {len(options.devices)} device "

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from adapters import reference
+from adapters import reference, registry
 from adapters.base import Adapter, Result
 from adapters.reference import Evaluation
 from adapters.registry import FRAMEWORKS
@@ -26,8 +26,9 @@ ACCURACY_COLUMNS = (
     "run_id", "case_id", "kind", "family", "input", "target", "weighted", "sample_weighted", "ignore_index",
     "label_smoothing",
     "reduction", "shape", "dtype", "framework", "framework_version", "api", "recipe", "recipe_code", "device",
-    "outcome", "error", "value", "ref_value", "value_abs_err", "value_rel_err", "value_ulp_err",
+    "mode", "policy", "outcome", "error", "value", "ref_value", "value_abs_err", "value_rel_err", "value_ulp_err",
     "grad_abs_err", "grad_rel_err", "grad_ulp_err", "value_scaled_err", "grad_scaled_err", "tol", "explanation",
+    "deterministic", "loss_dtype",
 )  # fmt: skip
 
 NUMBERS = ACCURACY_COLUMNS[ACCURACY_COLUMNS.index("value") : ACCURACY_COLUMNS.index("tol") + 1]
@@ -52,7 +53,8 @@ def accuracy_row(
     row = {
         "run_id": run_id, **case_fields(case), "framework": framework, "framework_version": version or "",
         "api": result.api, "recipe": result.recipe, "recipe_code": result.recipe_code, "device": device,
-        "outcome": result.outcome or "", "error": result.error, "tol": tol, "explanation": "",
+        "mode": result.mode, "policy": result.policy, "outcome": result.outcome or "", "error": result.error,
+        "tol": tol, "explanation": "", "deterministic": result.deterministic, "loss_dtype": result.loss_dtype,
     }  # fmt: skip
     row.update(dict.fromkeys(NUMBERS[:-1], float("nan")))
     row["ref_value"] = first(ref.value)
@@ -75,15 +77,18 @@ def placeholder_rows(
     outcome: str,
     error: str,
     ref: Evaluation,
+    plan: Sequence[tuple[str, str]],
 ) -> list[dict[str, Any]]:
     """Rows with no numbers (framework or device unavailable, worker crashed or timed out), one per
-    (api, recipe) that the framework would have run for this case."""
+    (api, recipe) that the framework would have run for this case, in each (mode, policy) of `plan`."""
     rows = []
     for api in adapter.apis_for(case.spec):
-        for recipe in api.recipes(case.spec):
-            result = Result(api.name, recipe.name, recipe.code or "", "unsupported" if recipe.code is None else outcome,
-                            recipe.reason if recipe.code is None else error)  # fmt: skip
-            rows.append(accuracy_row(run_id, case, adapter.name, version, device, result, ref))
+        for mode, policy in plan:
+            for recipe in api.recipes(case.spec):
+                missing = recipe.code is None
+                result = Result(api.name, recipe.name, recipe.code or "", "unsupported" if missing else outcome,
+                                recipe.reason if missing else error, mode=mode, policy=policy)  # fmt: skip
+                rows.append(accuracy_row(run_id, case, adapter.name, version, device, result, ref))
     return rows
 
 
@@ -137,21 +142,43 @@ class RowJudge:
         return rows
 
     def without_numbers(
-        self, case: Case, adapter: Adapter, version: str | None, device: str, outcome: str, error: str
-    ) -> list[dict[str, Any]]:
-        return placeholder_rows(self.run_id, case, adapter, version, device, outcome, error, self.reference(case)[1])
+        self, case: Case, adapter: Adapter, version: str | None, device: str, outcome: str, error: str,
+        plan: Sequence[tuple[str, str]],
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        ref = self.reference(case)[1]
+        return placeholder_rows(self.run_id, case, adapter, version, device, outcome, error, ref, plan)
+
+
+def own_mode(framework: str) -> str:
+    """How a framework's users run a loss (its adapter's first mode): eager, or jax.jit for JAX."""
+    try:
+        return registry.load(framework).modes[0]
+    except (KeyError, ImportError, AttributeError, ValueError):
+        return "eager"
+
+
+def with_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with every accuracy column, typed; the columns that runs made before them lack get what those rows
+    were: no sample weights, one eager call (JAX's jitted), no policy, determinism and loss dtype unknown."""
+    df = df.reindex(columns=[*df.columns, *(c for c in ACCURACY_COLUMNS if c not in df.columns)])
+    df["ignore_index"] = df["ignore_index"].astype("Int64")
+    filled = {"weighted": False, "sample_weighted": False, "policy": "none", "loss_dtype": ""}
+    for column, value in filled.items():  # object first: a column the frame lacked is all-NaN float
+        df[column] = df[column].astype(object).where(df[column].notna(), value)
+    df["weighted"] = df["weighted"].astype(bool)
+    df["sample_weighted"] = df["sample_weighted"].astype(bool)
+    df["mode"] = df["mode"].astype(object).where(df["mode"].notna(), df["framework"].map(own_mode))
+    df["deterministic"] = df["deterministic"].astype("boolean")
+    return df
 
 
 def accuracy_frame(rows: Sequence[dict[str, Any]], cases: Sequence[Case] = ()) -> pd.DataFrame:
-    """The tidy `accuracy` DataFrame, in case order, then framework, device, api, recipe."""
-    df = pd.DataFrame(list(rows), columns=list(ACCURACY_COLUMNS))
-    df["ignore_index"] = df["ignore_index"].astype("Int64")
-    df["weighted"] = df["weighted"].astype(bool)
-    df["sample_weighted"] = df["sample_weighted"].fillna(False).astype(bool)  # rows of runs before the column
+    """The tidy `accuracy` DataFrame, in case order, then framework, device, api, mode, policy, recipe."""
+    df = with_columns(pd.DataFrame(list(rows), columns=list(ACCURACY_COLUMNS)))
     order = {c.id: i for i, c in enumerate(cases)}
     fw_order = {f: i for i, f in enumerate(FRAMEWORKS)}
     df = df.assign(
         _c=df["case_id"].map(order).fillna(len(order)), _f=df["framework"].map(fw_order).fillna(len(fw_order))
     )
-    df = df.sort_values(["_c", "case_id", "_f", "device", "api", "recipe"], kind="stable")
+    df = df.sort_values(["_c", "case_id", "_f", "device", "api", "mode", "policy", "recipe"], kind="stable")
     return note_unreproduced(decide_once(df.drop(columns=["_c", "_f"]).reset_index(drop=True)))

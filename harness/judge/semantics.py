@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cases.names import DTYPE_TAGS
+from cases.names import DTYPE_TAGS, MODES
 
 DIFFERENT = ("mismatch", "nonfinite")
 ROUNDING_PREFIX = "computed_in="
-SIBLING_KEY = ("case_id", "framework", "api", "recipe", "device")
+SIBLING_KEY = ("case_id", "framework", "api", "recipe", "device", "mode", "policy")
 
 
 def float64_sibling(case_id: str, dtype: str) -> str:
@@ -76,8 +76,11 @@ def decide_once(df: pd.DataFrame) -> pd.DataFrame:
     for i, row in zip(df.index, df.itertuples(index=False), strict=True):
         if row.dtype == "float64" or row.outcome not in ("ok", *DIFFERENT):
             continue
-        key = (float64_sibling(row.case_id, row.dtype), row.framework, row.api, row.recipe, row.device)
-        outcome, explanation = verdicts.get(key, ("", ""))
+        base = (float64_sibling(row.case_id, row.dtype), row.framework, row.api, row.recipe, row.device)
+        # the same mode and policy where the float64 case ran so; else the recipe's semantics without a policy
+        # (a policy applies to half-precision inputs only), in its mode or any other
+        keys = [(*base, row.mode, row.policy), (*base, row.mode, "none"), *((*base, m, "none") for m in MODES)]
+        outcome, explanation = next((verdicts[k] for k in keys if k in verdicts), ("", ""))
         if outcome not in DIFFERENT:
             continue
         causes = semantic_parts(explanation)

@@ -22,7 +22,7 @@ from harness.render.markdown import fmt, md_table
 from harness.render.merge import machine_name
 from harness.render.summary import NOT_OK_LISTED
 
-ACCURACY_MATCH = ("case", "framework", "api", "recipe", "device")
+ACCURACY_MATCH = ("case", "framework", "api", "recipe", "device", "mode", "policy")
 TIMING_MATCH = ("case", "framework", "api", "device", "mode", "pass")
 GROWTH = 10.0  # an error "grew" when it is more than this many times larger (or crossed the tolerance)
 NOISE_IQRS = 2.0  # a median "moved" when it shifted by more than this many times the two IQRs together...
@@ -60,8 +60,8 @@ def _errors_grew(both: pd.DataFrame) -> pd.DataFrame:
         grew = (b > GROWTH * np.maximum(a, floor)) | ((b > tol) & ~(a > tol))
         rows = both[grew.fillna(False).astype(bool)]
         out.append(rows.assign(quantity=what, err_a=a[rows.index], err_b=b[rows.index]))
-    keep = ["case_id_a", "case_id_b", "framework", "api", "recipe", "device", "dtype_a", "quantity", "err_a",
-            "err_b", "tol_b", "outcome_a", "outcome_b", "explanation_b"]  # fmt: skip
+    keep = ["case_id_a", "case_id_b", "framework", "api", "recipe", "device", "mode", "policy", "dtype_a", "quantity",
+            "err_a", "err_b", "tol_b", "outcome_a", "outcome_b", "explanation_b"]  # fmt: skip
     df = pd.concat(out, ignore_index=True).reindex(columns=keep)
     return df.assign(ratio=df["err_b"] / df["err_a"].where(df["err_a"] > 0))
 
@@ -87,8 +87,9 @@ def changes(
     (|median_a - median_b| > 2 (iqr_a + iqr_b) and > 5% of median_a), from run A to run B."""
     pairs = _pair(a_accuracy, b_accuracy, ACCURACY_MATCH)
     both = pairs[pairs["_merge"] == "both"].reset_index(drop=True)
-    outcome_cols = ["case_id_a", "case_id_b", "framework", "api", "recipe", "device", "outcome_a", "outcome_b",
-                    "value_rel_err_a", "value_rel_err_b", "explanation_a", "explanation_b", "error_b"]  # fmt: skip
+    outcome_cols = ["case_id_a", "case_id_b", "framework", "api", "recipe", "device", "mode", "policy", "outcome_a",
+                    "outcome_b", "value_rel_err_a", "value_rel_err_b", "explanation_a", "explanation_b",
+                    "error_b"]  # fmt: skip
     outcomes = both[both["outcome_a"] != both["outcome_b"]].reindex(columns=outcome_cols).reset_index(drop=True)
     return Changes(
         outcomes=outcomes,
@@ -163,7 +164,9 @@ def header(a: RunFiles, b: RunFiles) -> str:
 
 
 def _api(r: dict[str, Any]) -> str:
-    return f"{r['framework']}.{r['api'].split('.')[-1]}"
+    """framework.api, then the mode and policy where the row has them (timing rows have their own mode column)."""
+    how = [r.get(k) for k in ("mode", "policy") if "pass" not in r and r.get(k) not in (None, "none")]
+    return f"{r['framework']}.{r['api'].split('.')[-1]}" + "".join(f" [{h}]" for h in how)
 
 
 def _limited(header_: list[str], rows: list[list[Any]], max_rows: int | None) -> str:

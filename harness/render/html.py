@@ -1,8 +1,10 @@
-"""report.html: summary.md's tables with plots, in one self-contained file.
+"""report.html: summary.md's tables with plots and every row, filterable, in one self-contained file.
 
-The plots are inline SVG and coloured HTML tables, written here without a plotting library, and the
-style sheet is inline, so the file reads the same offline, attached to an issue or opened years later:
-no scripts, images, fonts or CDN.
+It opens on the top surprises and the configuration x framework matrix (harness/render/tables.py, as in
+summary.md), then every accuracy row with a search box and filters. The plots are inline SVG and coloured
+HTML tables, written here without a plotting library; the style sheet and the filters' script are inline,
+so the file works the same opened from disk, offline, attached to an issue or years later: no server, no
+external script, image, font or CDN. Colours say where a row stands against its own tolerance (err/tol).
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cases.names import DTYPES, KINDS
+from adapters.registry import FRAMEWORKS
+from cases.names import DTYPES, KINDS, OUTCOMES
+from harness.judge.rows import with_columns
 from harness.render.load import load_run
 from harness.render.markdown import fmt, md_table
-from harness.render.summary import column_label
+from harness.render.summary import CONFIG_NOTE, SURPRISES_NOTE, column_label
+from harness.render.tables import config_matrix, short_api, tolerance_ratio, top_surprises
 from harness.runner.store import atomic_write
 
 JUDGED = ("ok", "mismatch")
@@ -48,6 +53,52 @@ svg.chart text { fill: #1b1b1b; } svg.chart text.title { font-size: 12.5px; font
 svg.chart .grid { stroke: #ddd; } svg.chart .axis { stroke: #555; }
 svg.chart .whisker { stroke: #333; fill: none; } svg.chart .roof { stroke-width: 2.5; }
 td a { overflow-wrap: anywhere; } nav a { margin-right: 1em; } .note { color: #555; }
+table.rows td.err { max-width: 32em; overflow-wrap: anywhere; } table.rows td.num { text-align: right; }
+table.rows td.dark { color: #fff; } table.rows tr[hidden] { display: none; }
+td.o-mismatch, td.o-nonfinite { color: #a50f15; font-weight: 600; } td.o-raised, td.o-crashed,
+td.o-timeout { color: #8c510a; font-weight: 600; } td.o-unsupported { color: #777; }
+.filters { position: sticky; top: 0; background: #fff; padding: .5em 0; z-index: 2; border-bottom: 1px solid #ddd; }
+.filters input[type=search] { width: 26em; padding: 3px 6px; } .filters label { margin-left: 1em; }
+table.surprises code { cursor: pointer; } details summary { cursor: pointer; color: #1f4e8c; }
+"""
+# the filters of the row table: every control narrows the rows; words in the search box must all appear
+SCRIPT = """
+(function () {
+  var table = document.getElementById("row-table");
+  if (!table) return;
+  var rows = Array.prototype.slice.call(table.tBodies[0].rows);
+  var text = rows.map(function (r) { return r.textContent.toLowerCase(); });
+  var search = document.getElementById("row-search");
+  var count = document.getElementById("row-count");
+  var selects = Array.prototype.slice.call(document.querySelectorAll("select[data-filter]"));
+  function keep(row, i, words, wanted) {
+    for (var k = 0; k < wanted.length; k++) {
+      var have = row.getAttribute("data-" + wanted[k][0]), want = wanted[k][1];
+      if (want === "not ok" ? (have === "ok" || have === "unsupported") : have !== want) return false;
+    }
+    for (var w = 0; w < words.length; w++) if (text[i].indexOf(words[w]) < 0) return false;
+    return true;
+  }
+  function apply() {
+    var words = search.value.toLowerCase().split(/\\s+/).filter(Boolean);
+    var wanted = selects.filter(function (s) { return s.value; }).map(function (s) {
+      return [s.getAttribute("data-filter"), s.value];
+    });
+    var shown = 0;
+    rows.forEach(function (row, i) { var on = keep(row, i, words, wanted); row.hidden = !on; shown += on; });
+    count.textContent = shown + " of " + rows.length + " rows";
+  }
+  search.addEventListener("input", apply);
+  selects.forEach(function (s) { s.addEventListener("change", apply); });
+  // a cause in the top surprises table searches the rows for it
+  Array.prototype.forEach.call(document.querySelectorAll("table.surprises code"), function (c) {
+    c.title = "show these rows";
+    c.addEventListener("click", function () {
+      search.value = c.textContent; apply(); table.scrollIntoView();
+    });
+  });
+  apply();
+})();
 """
 
 
@@ -104,6 +155,10 @@ def _blocks(lines: list[str]) -> Iterator[tuple[str, list[str]]]:
             yield "heading", [line]
             i += 1
             continue
+        if re.match(r"</?details>|<details><summary>", line):
+            yield "fold", [line]
+            i += 1
+            continue
         kind = "table" if line.startswith("|") else "list" if line.startswith("- ") else "para"
         j = i + 1
         while j < len(lines) and lines[j].strip() and not lines[j].startswith(("#", "```")):
@@ -129,6 +184,9 @@ def md_to_html(md: str) -> str:
             out.append("<ul>" + "".join(f"<li>{_inline(x[2:])}</li>" for x in lines) + "</ul>")
         elif kind == "code":
             out.append(f"<pre><code>{html.escape(chr(10).join(lines))}</code></pre>")
+        elif kind == "fold":  # collapsible() writes these lines; the label is inline Markdown
+            label = re.fullmatch(r"<details><summary>(.*)</summary>", lines[0])
+            out.append(f"<details><summary>{_inline(label.group(1))}</summary>" if label else lines[0])
         else:
             out.append("<p>" + "<br>\n".join(_inline(x) for x in lines) + "</p>")
     return "\n".join(out)
@@ -143,39 +201,46 @@ NAN_COLOUR = "#e8e8e8"
 EAGER, COMPILED, ROOF = "#4c78a8", "#f58518", "#d62728"
 
 
-def ramp(t: float) -> str:
-    """The colour at t in [0, 1] along RAMP, as #rrggbb."""
-    x = min(max(t, 0.0), 1.0) * (len(RAMP) - 1)
-    i = min(int(x), len(RAMP) - 2)
+GREENS = ((237, 248, 233), (199, 233, 192), (161, 217, 155), (116, 196, 118))  # ColorBrewer Greens 2-5
+TOL_FLOOR, TOL_CEILING = 1e-3, 1e6  # err/tol where the greens start and the reds end
+
+
+def _blend(stops: tuple[tuple[int, int, int], ...], t: float) -> str:
+    """The colour at t in [0, 1] along `stops`, linearly in RGB, as #rrggbb."""
+    x = min(max(t, 0.0), 1.0) * (len(stops) - 1)
+    i = min(int(x), len(stops) - 2)
     f = x - i
-    a, b = RAMP[i], RAMP[i + 1]
+    a, b = stops[i], stops[i + 1]
     return "#" + "".join(f"{round(p + (q - p) * f):02x}" for p, q in zip(a, b, strict=True))
 
 
-def _scale(values: np.ndarray) -> tuple[float, float]:
-    positive = values[np.isfinite(values) & (values > 0)]
-    lo = max(float(positive.min()) if positive.size else 1.0, 1e-3)
-    return lo, max(float(positive.max()) if positive.size else 10.0, lo * 10)
+def ramp(t: float) -> str:
+    """The colour at t in [0, 1] along RAMP (YlOrRd), as #rrggbb."""
+    return _blend(RAMP, t)
 
 
-def _position(v: float, lo: float, hi: float) -> float:
-    """Where v sits on the log scale lo..hi; zeros (and anything below lo) at the bottom."""
-    if math.isinf(v):
-        return 1.0
-    return math.log(max(v, lo) / lo) / math.log(hi / lo)
+def tol_colour(ratio: float) -> str:
+    """A row's colour from its err/tol: within tolerance (<= 1) greens, darker as the error nears the
+    tolerance (from 1e-3 of it); beyond it YlOrRd's reds, darker up to 1e6 times it; grey without an error."""
+    if ratio is None or math.isnan(ratio):
+        return NAN_COLOUR
+    if ratio <= 1:
+        return _blend(GREENS, (math.log10(max(ratio, TOL_FLOOR)) - math.log10(TOL_FLOOR)) / -math.log10(TOL_FLOOR))
+    t = math.log10(ratio) / math.log10(TOL_CEILING) if math.isfinite(ratio) else 1.0
+    return ramp(0.625 + 0.375 * min(t, 1.0))  # from RAMP's red (#fc4e2a) on: past tolerance is red at once
 
 
-def _legend(lo: float, hi: float) -> str:
-    """Swatches at lo, the powers of ten between, and hi (at most about six), plus the no-data grey."""
-    decades = range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1)
-    exps = [k for k in decades if lo * 1.5 < 10.0**k < hi / 1.5]  # not crowding the end labels
-    step = max(1, math.ceil(len(exps) / 4))  # keep exponents that are multiples of step: 1e0, 1e4, 1e8 ...
-    inner = [(10.0**k, fmt(10.0**k) if -2 <= k <= 3 else f"1e{k}") for k in exps if k % step == 0]
-    stops = [(lo, f"≤{fmt(lo)}"), *inner, (hi, fmt(hi))]
-    swatches = [f'<span class="sw" style="background:{ramp(_position(v, lo, hi))}"></span>{html.escape(t)}'
-                for v, t in stops]  # fmt: skip
-    swatches.append(f'<span class="sw" style="background:{NAN_COLOUR}"></span>no judged row')
-    return '<span class="legend">' + " ".join(swatches) + "</span>"
+def _dark(ratio: float) -> bool:
+    """Where black text no longer reads on tol_colour."""
+    return not math.isnan(ratio) and ratio > 1e3
+
+
+def tol_legend() -> str:
+    """Swatches of the err/tol scale and the no-error grey."""
+    stops = [(1e-3, "≤0.001"), (0.1, "0.1"), (1, "1 (tolerance)"), (1.01, ">1"), (1e3, "1e3"), (1e6, "≥1e6")]
+    swatches = [f'<span class="sw" style="background:{tol_colour(v)}"></span>{html.escape(t)}' for v, t in stops]
+    swatches.append(f'<span class="sw" style="background:{NAN_COLOUR}"></span>no error (raised, unsupported)')
+    return '<span class="legend">err/tol: ' + " ".join(swatches) + "</span>"
 
 
 def _labels(df: pd.DataFrame) -> pd.Series:
@@ -186,50 +251,53 @@ def _labels(df: pd.DataFrame) -> pd.Series:
     return label
 
 
-def _heat_panel(grid: pd.DataFrame, what: str, title: str) -> str:
-    """A <tbody>: a title row with the legend, then one row per kind of cells coloured on a log scale."""
-    values = grid.to_numpy(dtype=float)
-    lo, hi = _scale(values)
-    rows = [f'<tr><th class="panel" colspan="{grid.shape[1] + 1}">{html.escape(title)} {_legend(lo, hi)}</th></tr>']
-    for kind, line in zip(grid.index, values, strict=True):
+def _heat_panel(grid: pd.DataFrame, ratios: pd.DataFrame, what: str, title: str) -> str:
+    """A <tbody>: a title row with the legend, then one row per kind: each cell the worst ULP error, coloured
+    by the worst err/tol of its rows (a 3-ULP cell within tolerance is green, not red)."""
+    values, tols = grid.to_numpy(dtype=float), ratios.to_numpy(dtype=float)
+    rows = [f'<tr><th class="panel" colspan="{grid.shape[1] + 1}">{html.escape(title)} {tol_legend()}</th></tr>']
+    for kind, line, tol_line in zip(grid.index, values, tols, strict=True):
         cells = [f'<th class="kind">{html.escape(str(kind))}</th>']
-        for api, v in zip(grid.columns, line, strict=True):
+        for api, v, r in zip(grid.columns, line, tol_line, strict=True):
             where = f"kind {kind}, {api}"
             if math.isnan(v):
                 tip = html.escape(f"{what}: no judged row; {where}")
                 cells.append(f'<td class="na" style="background:{NAN_COLOUR}" title="{tip}"></td>')
                 continue
-            t = _position(v, lo, hi)
-            dark = v > 0 and t > 0.6  # the ramp's reds, where black text no longer reads
-            tip = html.escape(f"{what} ULP error {v!r}; {where}")
-            cls = ' class="dark"' if dark else ""
-            cells.append(f'<td{cls} style="background:{ramp(t)}" title="{tip}">{html.escape(fmt(v))}</td>')
+            tip = html.escape(f"{what} ULP error {v!r}; worst err/tol {fmt(r)}; {where}")
+            cls = ' class="dark"' if _dark(r) else ""
+            cells.append(f'<td{cls} style="background:{tol_colour(r)}" title="{tip}">{html.escape(fmt(v))}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return "<tbody>" + "".join(rows) + "</tbody>"
 
 
 def heatmaps(accuracy: pd.DataFrame, recipe: str = "matched") -> list[tuple[str, str]]:
     """(dtype, <table class="heat">) per dtype: worst value and gradient error in ULPs by case kind x
-    framework API, over the rows the tolerance judged (ok or mismatch) of one recipe. Each panel has its
-    own log colour scale from max(smallest positive, 1e-3) to max(largest, 10x that)."""
+    framework API, over the rows the tolerance judged (ok or mismatch) of one recipe, each cell coloured by
+    the worst err/tol of its rows: ULPs mean different things at different sizes, the tolerance does not."""
     sub = accuracy[accuracy["outcome"].isin(JUDGED) & (accuracy["recipe"] == recipe)]
     if sub.empty:
         return []
-    sub = sub.assign(col=_labels(sub))
+    sub = sub.assign(col=_labels(sub), value_tol=tolerance_ratio(sub, "value"), grad_tol=tolerance_ratio(sub, "grad"))
     cols = list(dict.fromkeys(sub["col"]))
     kinds = [k for k in (*KINDS, "user") if k in set(sub["kind"])] + sorted(set(sub["kind"]) - {*KINDS, "user"})
     out = []
     for dtype in [d for d in DTYPES if d in set(sub["dtype"])]:
         g = sub[sub["dtype"] == dtype]
         rows = [k for k in kinds if k in set(g["kind"])]
+
+        def grid(column: str, g: pd.DataFrame = g, rows: list[str] = rows) -> pd.DataFrame:
+            table = g.pivot_table(index="kind", columns="col", values=column, aggfunc="max", dropna=False)
+            return table.reindex(index=rows, columns=cols)
+
         # one table, the two panels stacked: many API columns need the page's whole width; the API names
         # read bottom to top so that 30-odd columns fit a page
         head = "".join(f'<th class="api"><span>{html.escape(c)}</span></th>' for c in cols)
-        panels = []
-        for column, what in (("value_ulp_err", "value"), ("grad_ulp_err", "gradient")):
-            grid = g.pivot_table(index="kind", columns="col", values=column, aggfunc="max", dropna=False)
-            grid = grid.reindex(index=rows, columns=cols)
-            panels.append(_heat_panel(grid, what, f"{what}: worst {what} error (ULPs), {recipe} recipes"))
+        panels = [
+            _heat_panel(grid(f"{part}_ulp_err"), grid(f"{part}_tol"), what, f"{what}: worst {what} error (ULPs), "
+                        f"coloured by err/tol, {recipe} recipes")
+            for part, what in (("value", "value"), ("grad", "gradient"))
+        ]  # fmt: skip
         caption = html.escape(f"{dtype}: worst error in ULPs by case kind (rows) and API (columns)")
         body = f'<caption>{caption}</caption><thead><tr><th class="kind">kind</th>{head}</tr></thead>{"".join(panels)}'
         out.append((dtype, f'<div class="scroll"><table class="heat">{body}</table></div>'))
@@ -355,22 +423,131 @@ def env_table(env: dict[str, Any]) -> str:
     return md_table(["key", "value"], list(_flatten(env)))
 
 
+# summary.md's sections this page builds from the frame itself (as tables with links and filters)
+FROM_FRAME = ("Top surprises", "Configurations × frameworks", "Rows not ok")
+FILTERS = ("framework", "recipe", "outcome", "dtype", "kind")
+FILTER_ORDER = {"framework": FRAMEWORKS, "recipe": ("native", "matched"), "outcome": OUTCOMES, "dtype": DTYPES,
+                "kind": KINDS}  # fmt: skip
+OUTCOME_RANK = {o: i for i, o in enumerate(("mismatch", "nonfinite", "raised", "crashed", "timeout", "ok"))}
+
+
+def _text(v: Any) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
+def frame_table(frame: pd.DataFrame, cls: str) -> str:
+    """A display frame (inline Markdown cells, a newline between lines) as an HTML table."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{'<br>'.join(map(_inline, _text(v).split(chr(10))))}</td>" for v in r) + "</tr>"
+        for r in frame.itertuples(index=False)
+    )
+    return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _filters(df: pd.DataFrame) -> str:
+    """The search box, one select per FILTERS column (its values in the table's order) and the row count."""
+    controls = ['<input type="search" id="row-search" placeholder="search every column (all words must appear)" '
+                'aria-label="search the rows">']  # fmt: skip
+    for column in FILTERS:
+        have = [v for v in dict.fromkeys(df[column].map(_text)) if v]
+        known = [v for v in FILTER_ORDER.get(column, ()) if v in have]
+        values = known + [v for v in have if v not in known]
+        extra = ['<option value="not ok">not ok</option>'] if column == "outcome" else []
+        options = "".join(f'<option value="{html.escape(v)}">{html.escape(v)}</option>' for v in values)
+        controls.append(f'<label>{column} <select data-filter="{column}"><option value="">all</option>'
+                        f"{''.join(extra)}{options}</select></label>")  # fmt: skip
+    controls.append('<span id="row-count" class="note"></span>')
+    return '<div class="filters">' + " ".join(controls) + "</div>"
+
+
+ROW_HEADER = ("case", "kind", "dtype", "framework", "api", "recipe", "device", "outcome", "value", "exact",
+              "value rel err", "grad rel err", "err/tol", "explanation", "error")  # fmt: skip
+
+
+def _row(r: dict[str, Any], ratio: float, machine: str) -> str:
+    attrs = "".join(f' data-{c}="{html.escape(_text(r[c]))}"' for c in FILTERS)
+    cells = [f"<td>{html.escape(_text(r[c]))}</td>" for c in ("case_id", "kind", "dtype", "framework")]
+    how = "".join(f" [{r[k]}]" for k in ("mode", "policy") if _text(r.get(k)) not in ("", "none"))
+    api = short_api(_text(r["api"])) + how
+    cells.append(f'<td title="{html.escape(_text(r["api"]))}">{html.escape(api)}</td>')
+    cells += [f"<td>{html.escape(_text(r['recipe']))}</td>", f"<td>{html.escape(_text(r['device']) + machine)}</td>"]
+    cells.append(f'<td class="o-{html.escape(_text(r["outcome"]))}">{html.escape(_text(r["outcome"]))}</td>')
+    cells += [f'<td class="num">{fmt(r[c])}</td>' for c in ("value", "ref_value", "value_rel_err", "grad_rel_err")]
+    dark = " dark" if _dark(ratio) else ""
+    cells.append(f'<td class="num tol{dark}" style="background:{tol_colour(ratio)}">{fmt(ratio)}</td>')
+    cells.append(f"<td>{html.escape(_text(r['explanation']))}</td>")
+    cells.append(f'<td class="err">{html.escape(_text(r["error"]))}</td>')
+    return f"<tr{attrs}>" + "".join(cells) + "</tr>"
+
+
+def rows_table(accuracy: pd.DataFrame) -> str:
+    """Every accuracy row (not ok ones first), with data-* attributes the filters read and its err/tol cell
+    coloured by tol_colour."""
+    df = with_columns(accuracy)
+    df = df.iloc[sorted(range(len(df)), key=lambda i: OUTCOME_RANK.get(df["outcome"].iat[i], len(OUTCOME_RANK)))]
+    ratio = tolerance_ratio(df)
+    several = "machine" in df.columns and df["machine"].nunique() > 1
+    machines = df["machine"].map(lambda m: f" @ {m}") if several else [""] * len(df)
+    body = "".join(_row(r, q, m) for r, q, m in zip(df.to_dict("records"), ratio, machines, strict=True))
+    head = "".join(f"<th>{h}</th>" for h in ROW_HEADER)
+    table = f'<table class="rows" id="row-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return _filters(df) + f'<div class="scroll">{table}</div>'
+
+
+def _front(accuracy: pd.DataFrame) -> list[str]:
+    """What the page opens on: the top surprises, the configuration matrix and every row, filterable."""
+    top, rest = top_surprises(accuracy)
+    parts = ['<h2 id="top-surprises">Top surprises</h2>', md_to_html(SURPRISES_NOTE)]
+    if top.empty:
+        parts.append("<p><em>None: every obvious port is within tolerance of the exact value.</em></p>")
+    else:
+        parts.append(frame_table(top, "surprises"))
+        if rest:
+            parts.append(f'<p class="note">{rest} more causes: the Explanations table below lists every one; '
+                         "click a cause to see its rows.</p>")  # fmt: skip
+    matrix = config_matrix(accuracy)
+    parts += ['<h2 id="configurations">Configurations × frameworks</h2>', md_to_html(CONFIG_NOTE),
+              frame_table(matrix, "matrix") if len(matrix) else "<p><em>No rows ran.</em></p>"]  # fmt: skip
+    parts += ['<h2 id="rows">All rows</h2>', md_to_html(
+        "Every row of the run, the ones not ok first. Type in the box to keep the rows with all the words "
+        "(a case, an API, a cause, an error), or pick a framework, recipe, outcome, dtype or kind. `err/tol`: the "
+        "row's worse scaled error over its tolerance, its colour green within tolerance and red beyond, whatever "
+        "the dtype (docs/DESIGN.md, Judging a row)."
+    ), f"<p>{tol_legend()}</p>", rows_table(accuracy)]  # fmt: skip
+    return parts
+
+
+def _without(md: str, headings: tuple[str, ...]) -> str:
+    """summary.md's `## ` sections but those named."""
+    sections = re.split(r"^(?=## )", md, flags=re.M)
+    return "".join(s for s in sections if not any(s.startswith(f"## {h}\n") for h in headings))
+
+
 def render_html(accuracy: pd.DataFrame, timing: pd.DataFrame | None, env: dict[str, Any], summary_md: str) -> str:
-    """The whole report as one HTML string: summary.md's introduction, the error heatmaps, the timing
-    charts, summary.md's tables, then env.json."""
+    """The whole report as one HTML string: summary.md's introduction, the top surprises, the configuration
+    matrix and every row (filterable), summary.md's other tables, the error heatmaps, the timing charts, then
+    env.json, and the filters' script."""
+    accuracy = with_columns(accuracy)
     intro, sep, rest = summary_md.partition("\n## ")
     if not summary_md.strip():
         intro = f"# Cross-entropy discrepancy report\n\nRun `{env.get('run_id', '')}`."
+    tables = _without((sep + rest).lstrip("\n"), FROM_FRAME)
     parts = [md_to_html(intro)]
-    nav = [("error-heatmaps", "Error heatmaps"), ("timing-charts", "Timing charts")]
-    nav += [(_slug(h), h) for h in re.findall(r"^## (.+)$", sep + rest, flags=re.M)] + [("environment", "Environment")]
+    nav = [("top-surprises", "Top surprises"), ("configurations", "Configurations"), ("rows", "All rows")]
+    nav += [(_slug(h), h) for h in re.findall(r"^## (.+)$", tables, flags=re.M)]
+    nav += [("error-heatmaps", "Error heatmaps"), ("timing-charts", "Timing charts"), ("environment", "Environment")]
     parts.append("<nav>" + "".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t in nav) + "</nav>")
+    parts += _front(accuracy)
+    if tables.strip():
+        parts.append(md_to_html(tables))
 
     parts.append('<h2 id="error-heatmaps">Error heatmaps</h2>')
     parts.append(md_to_html(
         "Worst error in ULPs of the row's dtype, over the cases of a kind, for rows within or beyond tolerance "
-        "(`ok` or `mismatch`; other outcomes are in the tables below). `matched` recipes: the numerics of each "
-        "API called so as to reproduce PyTorch's semantics. Grey: no judged row."
+        "(`ok` or `mismatch`; other outcomes are in the tables above). `matched` recipes: the numerics of each "
+        "API called so as to reproduce PyTorch's semantics. Each cell is coloured by the worst err/tol of its "
+        "rows: green within tolerance, red beyond. Grey: no judged row."
     ))  # fmt: skip
     maps = heatmaps(accuracy)
     parts += [f"<h3>{d}</h3>{table}" for d, table in maps] or ["<p><em>No judged rows.</em></p>"]
@@ -389,14 +566,12 @@ def render_html(accuracy: pd.DataFrame, timing: pd.DataFrame | None, env: dict[s
         for case_id, chart, table in timing_charts(timing):
             parts += [f"<h3>{html.escape(case_id)}</h3>", chart, "" if tabled else md_to_html(table)]
 
-    if sep:
-        parts.append(md_to_html(sep.lstrip("\n") + rest))
     parts += ['<h2 id="environment">Environment</h2>', md_to_html(env_table(env))]
     title = html.escape(f"Cross-entropy report {env.get('run_id', '')}".strip())
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>\n'
-        "<body>\n" + "\n".join(parts) + "\n</body></html>\n"
+        "<body>\n" + "\n".join(parts) + f"\n<script>{SCRIPT}</script>\n</body></html>\n"
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from cases.names import UsageError
-from harness.judge.rows import accuracy_frame
+from harness.judge.rows import accuracy_frame, with_columns
 from harness.runner.store import RunStore
 from harness.runner.timings import timing_frame
 
@@ -37,7 +37,7 @@ def load_run(run_dir: Path) -> RunFiles:
     run_dir = Path(run_dir)
     store = RunStore(run_dir)
     if (run_dir / "accuracy.parquet").is_file():
-        accuracy = pd.read_parquet(run_dir / "accuracy.parquet")
+        accuracy = with_columns(pd.read_parquet(run_dir / "accuracy.parquet"))
     elif (run_dir / store.ROWS).is_file():
         accuracy = accuracy_frame([row for line in store.rows() for row in line])
     else:

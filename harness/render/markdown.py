@@ -26,3 +26,8 @@ def fmt(x: float) -> str:
     if x == 0:
         return "0"
     return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.2e}"
+
+
+def collapsible(label: str, body: str) -> str:
+    """`body` folded under `label` (GitHub renders <details>; the blank lines keep the Markdown inside)."""
+    return f"<details><summary>{label}</summary>\n\n{body}\n\n</details>"

@@ -21,7 +21,7 @@ from harness.render.load import RunFiles, load_run
 from harness.render.summary import render
 from harness.runner.store import RunStore
 
-ACCURACY_KEY = ("machine", "case_id", "framework", "api", "recipe", "device")
+ACCURACY_KEY = ("machine", "case_id", "framework", "api", "recipe", "device", "mode", "policy")
 TIMING_KEY = ("machine", "case_id", "framework", "api", "device", "mode", "pass")
 RUN_FIELDS = ("run_id", "utc_time", "git_commit", "command")  # what a merged env.json lists of each run
 # options.json fields that make runs' rows incomparable when they differ (a shard is meant to differ)

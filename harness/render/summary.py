@@ -11,9 +11,35 @@ import pandas as pd
 from adapters.variants import BY_NAME
 from cases.names import DTYPES, KINDS, OUTCOMES
 from harness.judge.registry import KnownDifference, is_known, known_differences
-from harness.render.markdown import fmt, md_table
+from harness.render.load import RunFiles
+from harness.render.markdown import collapsible, fmt, md_table
+from harness.render.tables import (
+    DIFFERENT,
+    config_matrix,
+    how_label,
+    modes_frame,
+    nondeterministic,
+    to_markdown,
+    top_surprises,
+)
 
-NOT_OK_LISTED = 80
+NOT_OK_LISTED = 80  # rows compare lists (summary.md lists every row, folded when there are more than SHOWN_OPEN)
+SHOWN_OPEN = 20
+SURPRISES_NOTE = (
+    "What the obvious port (`native`) gets wrong, one row per cause (adapters/variants.py), most surprising "
+    "first: causes met on typical inputs (not only on the `edge` kind) first, then those seen at float64 "
+    "(semantics, not rounding), then those met in more configurations, then the larger typical error (a cause "
+    "that mostly gives NaN or Inf first), then the more rows. Errors are relative to the exact value: worst "
+    "(median) over the rows. The fix is the essential line of the `matched` recipe, which reproduces PyTorch; "
+    "the whole snippet per configuration is in reports/PORTING.md."
+)
+CONFIG_NOTE = (
+    "Each configuration over its case kinds, shapes and dtypes, per framework: the `native` and `matched` "
+    "verdicts of each API. ✓: every row within tolerance of the exact value; ✗: the causes that explain the "
+    "difference, with the dtypes in brackets where not every dtype differs; raises; n/a: the API cannot express "
+    "it. `k/n rows`: how many rows are not ok where some are. APIs with the same verdicts share a line. A "
+    "`matched` ✗ is PyTorch's own departure, reproduced (its `error` says so where it is not)."
+)
 TIMING_NOTE = (
     "Matched recipes, inputs staged on the device beforehand; the first call (compilation in compiled mode) is "
     "kept out of the medians and shown as compile time, taken after the worker compiled a 4 x 3 loss once (so "
@@ -39,15 +65,17 @@ TOLERANCE_NOTE = (
 
 
 def column_label(df: pd.DataFrame) -> pd.Series:
-    """``framework.api`` (its last dotted part), with ``@device`` when several devices appear."""
+    """``framework.api`` (its last dotted part), with ``@device`` when several devices appear, and `` [mode,
+    policy]`` for a row run otherwise than its framework's own way (`how_label`)."""
     label = df["framework"] + "." + df["api"].str.split(".").str[-1]
     if df["device"].nunique() > 1:
         label = label + "@" + df["device"]
-    return label
+    return label + how_label(df)
 
 
 def outcome_counts(df: pd.DataFrame) -> pd.DataFrame:
-    """Counts of each outcome per framework/api/recipe/device (tidy in, wide out: for rendering)."""
+    """Counts of each outcome per framework/api/recipe/device/mode/policy (tidy in, wide out: for rendering)."""
+    df = df.assign(api=df["api"] + how_label(df))
     counts = df.groupby(["framework", "api", "recipe", "device", "outcome"], sort=False).size()
     wide = counts.unstack("outcome", fill_value=0)
     return wide.reindex(columns=[o for o in OUTCOMES if o in wide.columns], fill_value=0).reset_index()
@@ -116,9 +144,6 @@ def documented_table(df: pd.DataFrame, claims: pd.DataFrame | None) -> str:
     return md_table(["case", "what the source printed", "claimed", "exact", "claim vs exact", *cols], rows)
 
 
-DIFFERENT = ("mismatch", "nonfinite")
-
-
 def label_known(df: pd.DataFrame, registry: tuple[KnownDifference, ...]) -> pd.Series:
     """For each row: 'known' (its explanation is registered for its framework and API), 'new'
     (a difference that is not), or '' (not a difference)."""
@@ -142,11 +167,10 @@ def new_differences_table(df: pd.DataFrame) -> str:
     rows = [
         [r.case_id, f"{r.framework}.{r.api.split('.')[-1]}", r.recipe, r.device, r.outcome,
          r.explanation or "**unexplained**", fmt(r.value_rel_err), fmt(r.grad_rel_err), r.error]
-        for r in new.head(NOT_OK_LISTED).itertuples()
+        for r in new.itertuples()
     ]  # fmt: skip
-    more = f"\n\n_{len(new) - NOT_OK_LISTED} more in accuracy.csv._" if len(new) > NOT_OK_LISTED else ""
     header = ["case", "api", "recipe", "device", "outcome", "explanation", "value rel err", "grad rel err", "error"]
-    return md_table(header, rows) + more
+    return _folded(md_table(header, rows), len(rows), "new differences")
 
 
 def explanations_table(df: pd.DataFrame) -> str:
@@ -226,12 +250,32 @@ def not_ok_table(df: pd.DataFrame) -> str:
     rows = [
         [r.case_id, f"{r.framework}.{r.api.split('.')[-1]}", r.recipe, r.device, r.outcome, fmt(r.value),
          fmt(r.ref_value), fmt(r.value_rel_err), fmt(r.grad_rel_err), r.explanation or "", r.error]
-        for r in bad.head(NOT_OK_LISTED).itertuples()
+        for r in bad.itertuples()
     ]  # fmt: skip
-    more = f"\n\n_{len(bad) - NOT_OK_LISTED} more in accuracy.csv._" if len(bad) > NOT_OK_LISTED else ""
     header = ["case", "api", "recipe", "device", "outcome", "value", "exact", "value rel err", "grad rel err",
               "explanation", "error"]  # fmt: skip
-    return md_table(header, rows) + more
+    return _folded(md_table(header, rows), len(rows), "rows not ok")
+
+
+def _folded(table: str, n: int, what: str) -> str:
+    """Every row, folded under a one-line summary when there are many: the published file is complete."""
+    return table if n <= SHOWN_OPEN else collapsible(f"All {n} {what} (click to show)", table)
+
+
+def surprises_section(df: pd.DataFrame) -> list[str]:
+    """## Top surprises: the native difference classes, most surprising first, with the rest counted."""
+    top, rest = top_surprises(df)
+    if top.empty:
+        return ["## Top surprises", "", "_None: every obvious port is within tolerance of the exact value._"]
+    more = f"_{rest} more causes: the Explanations table below lists every one._" if rest else ""
+    return ["## Top surprises", "", SURPRISES_NOTE, "", to_markdown(top), *(["", more] if more else [])]
+
+
+def matrix_section(df: pd.DataFrame) -> list[str]:
+    """## Configurations × frameworks: native and matched verdicts per configuration and framework."""
+    matrix = config_matrix(df)
+    body = to_markdown(matrix) if len(matrix) else "_No rows ran._"
+    return ["## Configurations × frameworks", "", CONFIG_NOTE, "", body]
 
 
 def render(
@@ -262,6 +306,12 @@ def render(
         "",
         *fw_lines,
         "",
+        *surprises_section(df),
+        "",
+        *matrix_section(df),
+        "",
+        "## Reading the tables",
+        "",
         "Errors are against the float64 reference (docs/DESIGN.md) on the same (rounded) inputs. Cells give the worst "
         "value / gradient error in ULPs of the row's dtype, then outcome counts. The reference is the exact "
         "answer; `matched` rows reproduce PyTorch, its departures from the exact answer included where the "
@@ -291,6 +341,7 @@ def render(
         "",
         discrepancy_table(df, "native"),
     ]
+    parts += ["", "## Modes, policies and determinism", "", MODES_NOTE, "", modes_section(df)]
     parts += ["", "## Explanations", "",
               "The semantic variant (adapters/variants.py) that reproduces each difference.", "",
               explanations_table(df)]  # fmt: skip
@@ -307,6 +358,36 @@ def render(
         parts += ["Not timed:", "", *(f"- {k}: {v}" for k, v in sorted(not_timed.items())), ""]
     parts += ["", "## Tolerances", "", TOLERANCE_NOTE, "", "## Rows not ok", "", not_ok_table(df), ""]
     return "\n".join(parts)
+
+
+MODES_NOTE = (
+    "Rows run otherwise than their framework's own way (PyTorch and TensorFlow eagerly, JAX through jax.jit) "
+    "without a policy: compiled (torch.compile, tf.function(jit_compile=True)) or op by op (JAX eager), and under "
+    "mixed-precision policies (torch.autocast, Keras' mixed policies) on inputs in the policy's dtype. "
+    "`loss dtype` is what the loss came back in (the precision a policy really computed in); `value changed` counts "
+    "the rows whose value differs from the same call run the framework's own way; errors are against the exact "
+    "value. By default these run on a subset of every kind and dtype (harness/runner/plan.py; `--modes`, "
+    "`--policies` run every case), which is also called 3 times: a row is deterministic when the bits agree."
+)
+
+
+def modes_section(df: pd.DataFrame) -> str:
+    """The modes-and-policies table and the rows whose repeated calls differed."""
+    frame = modes_frame(df)
+    table = to_markdown(frame) if len(frame) else "_No row ran in another mode or under a policy._"
+    checked = int(df["deterministic"].notna().sum()) if "deterministic" in df else 0
+    bad = nondeterministic(df)
+    if not checked:
+        return table
+    if bad.empty:
+        return f"{table}\n\nDeterminism: all {checked} repeated rows gave the same bits."
+    return f"{table}\n\nNot deterministic ({len(bad)} of {checked} repeated rows):\n\n{to_markdown(bad)}"
+
+
+def summary_of(run: RunFiles) -> str:
+    """summary.md of a run directory read back, rendered now: what `report --publish` copies (complete, in
+    this renderer's form, whichever version wrote the run)."""
+    return render(run.accuracy, run.env, run.claims, partial=bool(run.env.get("partial")), timing=run.timing)
 
 
 def new_difference_count(df: pd.DataFrame, registry: tuple[KnownDifference, ...] | None = None) -> int:

@@ -20,6 +20,7 @@ from adapters.base import Adapter, Result
 from cases.spec import Case
 from harness.runner.env import no_gpu_reason
 from harness.runner.options import RunOptions
+from harness.runner.plan import Plan, case_plan, case_repeats
 from harness.runner.progress import Progress
 from harness.runner.worker import Interrupted, Worker, WorkerDied
 
@@ -35,9 +36,10 @@ class CaseJudge(Protocol):
         """Rows for the results a worker sends for one case (consumed one at a time)."""
 
     def without_numbers(
-        self, case: Case, adapter: Adapter, version: str | None, device: str, outcome: str, error: str
+        self, case: Case, adapter: Adapter, version: str | None, device: str, outcome: str, error: str, plan: Plan
     ) -> list[dict[str, Any]]:
-        """Rows for a case that produced no numbers (unsupported, crashed, timeout), one per recipe."""
+        """Rows for a case that produced no numbers (unsupported, crashed, timeout), one per recipe and
+        (mode, policy) of `plan`."""
 
 
 class SharedCases:
@@ -108,7 +110,8 @@ def _run_job(
     reason = adapter.unavailable() or (no_gpu_reason() if kind == "gpu" else None)
     if reason is not None:
         for case in cases:
-            sink(judge.without_numbers(case, adapter, version, kind, "unsupported", reason))
+            sink(judge.without_numbers(case, adapter, version, kind, "unsupported", reason,
+                                       case_plan(adapter, case, options)))  # fmt: skip
             progress.step(framework)
         info[kind] = reason
         progress.line(f"{framework} {kind}: unsupported ({reason})")
@@ -125,14 +128,15 @@ def _run_job(
         for case in cases:
             if stop.is_set():
                 break
+            plan = case_plan(adapter, case, options)
             if hello_error is not None:
-                rows = judge.without_numbers(case, adapter, version, device, *hello_error)
+                rows = judge.without_numbers(case, adapter, version, device, *hello_error, plan)
             else:
                 try:  # each result is judged as it arrives, its arrays dropped before the next
-                    results = worker.results(case, options.case_timeout, stop)
+                    results = worker.results(case, options.case_timeout, stop, plan, case_repeats(case, options))
                     rows = judge.results(case, adapter, version, device, results)
                 except WorkerDied as e:
-                    rows = judge.without_numbers(case, adapter, version, device, e.outcome, str(e))
+                    rows = judge.without_numbers(case, adapter, version, device, e.outcome, str(e), plan)
                     progress.line(f"{framework} {kind}: {case.id}: {e.outcome}: {e}")
                     try:
                         worker.start()

@@ -22,6 +22,12 @@ class RunOptions:
     threads: int | None = None  # intra-op threads for every framework (None: the frameworks' default)
     timing_budget_s: float = BUDGET_S  # sampling seconds per timing measurement (at least 3 samples)
     user: UserLoss | None = None  # harness.verify: the user's function replaces the frameworks' APIs
+    # harness/runner/plan.py: modes and policies every case runs in (None: the framework's own mode, no policy,
+    # and the others on the `mode_cases` subset)
+    modes: tuple[str, ...] | None = None
+    policies: tuple[str, ...] | None = None
+    mode_cases: frozenset[str] = frozenset()
+    repeats: int = 3  # calls whose bits must agree for a row to be `deterministic` (on the cases plan.py says)
 
 
 def device_kind(device: str) -> str:

@@ -12,6 +12,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import pickle
+import re
 import shutil
 import signal
 import sys
@@ -22,12 +23,13 @@ import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from adapters import registry
 from adapters.base import MODES, PASSES, Adapter, Result, Unavailable, error_text
 from adapters.user import UserLoss
 from cases.spec import Case, Inputs, LossSpec
+from harness.runner.plan import Plan
 from harness.runner.timing import Measurement, measure
 
 STARTUP_TIMEOUT_S = 180.0  # TensorFlow's first import on a cold 2-core machine can take ~30 s
@@ -157,17 +159,49 @@ def _first_call(
 COMPILER_CACHE_VARIABLES = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE_DIR": "triton"}
 
 
+# Lines the frameworks' C++ logging (absl) writes to stderr whatever TF_CPP_MIN_LOG_LEVEL says (TensorFlow 2.19+,
+# tensorflow#100442): info, warnings and errors that repeat what a row's `error` already holds. Fatal ones stay.
+NATIVE_LOG_LINE = re.compile(
+    rb"^(?:[IWE]\d{4} [\d:.]+\s+\d+ [^\]]+\] |WARNING: All log messages before absl::InitializeLog\(\))"
+)
+
+
+def forward_stderr(fd: int, out: BinaryIO, keep_native_logs: bool) -> None:
+    """Copy a worker's stderr (read end `fd`) to `out` line by line, without the frameworks' native log
+    lines (unless `keep_native_logs`), until the worker exits; then close `fd`. Runs in the parent, so
+    nothing is lost when the worker dies."""
+    pending = b""
+    try:
+        while chunk := os.read(fd, 65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            kept = [line + b"\n" for line in lines if keep_native_logs or not NATIVE_LOG_LINE.match(line)]
+            if kept:
+                out.write(b"".join(kept))
+                out.flush()
+    except OSError:
+        pass
+    finally:
+        if pending and (keep_native_logs or not NATIVE_LOG_LINE.match(pending)):
+            out.write(pending)
+            out.flush()
+        os.close(fd)
+
+
 def serve(
     conn: Connection, framework: str, device_kind: str, debug: bool, threads: int | None = None,
     timing: bool = False, compiler_cache: str | None = None, cpus: tuple[int, ...] | None = None,
-    warm: Sequence[Case] = (), user: UserLoss | None = None,
+    warm: Sequence[Case] = (), user: UserLoss | None = None, stderr: Connection | None = None,
 ) -> None:  # fmt: skip
-    """Worker process main loop: hello, then one reply per Case (results) or TimingRequest
+    """Worker process main loop: hello, then one reply per (Case, plan, repeats) (results) or TimingRequest
     (timings and the device's copy bandwidth) received, until None. A `timing` worker warms its
     framework's compiler up before saying hello; `compiler_cache` is a fresh directory for the
     compilers' on-disk caches; `cpus`, the CPUs the process may run on; `warm`, the cases a timing
     worker will time (`warm_up`); `user`, the user's function a verifying worker runs instead of the
-    framework's APIs (`harness.verify`)."""
+    framework's APIs (`harness.verify`); `stderr`, the pipe the process' stderr goes to (`forward_stderr`)."""
+    if stderr is not None:  # before any framework is loaded: their C++ logs go there too
+        sys.stderr.flush()
+        os.dup2(stderr.fileno(), 2)
+        stderr.close()
     # Ctrl-C reaches the whole process group; the parent decides what an interrupt means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if cpus:  # before any framework is imported: XLA reads the CPU count once, to size its pools
@@ -207,7 +241,8 @@ def serve(
         else:
             # one message per result, so that neither side holds a whole case's gradients; arrays
             # are freed by reference counting as they go (a full gc would cost ~0.2 s a case)
-            for result in adapter.iter_case(request, device, debug):
+            case, plan, repeats = request
+            for result in adapter.iter_case(case, device, debug, plan, repeats):
                 send(conn, result)
                 del result  # before the next is computed: one result's arrays at a time
             send(conn, CASE_DONE)
@@ -290,11 +325,18 @@ class Worker:
             child, self.framework, self.device_kind, self.debug, self.threads, self.timing, self.compiler_cache,
             self.cpus, self.warm, self.user,
         )  # fmt: skip
-        self.process = ctx.Process(target=serve, args=args, daemon=True)
+        err_read, err_write = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=serve, args=(*args, err_write), daemon=True)
         with _caller_main_hidden():
             self.process.start()
         child.close()
+        err_write.close()
         self.conn = parent
+        # the read end's descriptor now belongs to the forwarding thread, which closes it at the worker's exit
+        fd = os.dup(err_read.fileno())
+        err_read.close()
+        out = getattr(sys.stderr, "buffer", None) or sys.__stderr__.buffer
+        threading.Thread(target=forward_stderr, args=(fd, out, self.debug), daemon=True).start()
 
     def handshake(self) -> Hello:
         """The hello of a spawned worker (its version and device, or why it cannot run)."""
@@ -316,13 +358,20 @@ class Worker:
         self._send(request)
         return self._receive(t0 + timeout_s, timeout_s, stop), time.perf_counter() - t0
 
-    def results(self, case: Case, timeout_s: float, stop: threading.Event | None = None) -> Iterator[Result]:
+    def results(
+        self,
+        case: Case,
+        timeout_s: float,
+        stop: threading.Event | None = None,
+        plan: Plan | None = None,
+        repeats: int = 1,
+    ) -> Iterator[Result]:
         """The results of one case as the worker sends them; raises WorkerDied or Interrupted.
 
         The time limit holds for the whole case; a caller that stops early must not reuse the worker.
         """
         deadline = time.perf_counter() + timeout_s
-        self._send(case)
+        self._send((case, plan, repeats))
         while True:
             message = self._receive(deadline, timeout_s, stop)
             if isinstance(message, str) and message == CASE_DONE:

@@ -63,14 +63,18 @@ def matched_as_pytorch(case: Case, outcome: str, explanation: str) -> bool:
     return want is not None and case.spec.input == "probs" and explanation == want
 
 
-def judge_adapter(adapter: Adapter, cases: Sequence[Case], device: str = "cpu") -> list[JudgedRow]:
-    """Every supported (api, recipe) of `adapter` on `cases`, judged as `python -m harness run` judges it."""
+def judge_adapter(
+    adapter: Adapter, cases: Sequence[Case], device: str = "cpu", plan: Sequence[tuple[str, str]] | None = None,
+    repeats: int = 1,
+) -> list[JudgedRow]:  # fmt: skip
+    """Every supported (api, recipe) of `adapter` on `cases` (in each (mode, policy) of `plan`, each called `repeats`
+    times), judged as `python -m harness run` judges it."""
     out = []
     for case in cases:
         inputs = case.inputs()
         ref = evaluate(case.spec, inputs)
         memo: dict = {}
-        for r in adapter.run_case(case, device):
+        for r in adapter.run_case(case, device, plan=plan, repeats=repeats):
             row = accuracy_row("test", case, adapter.name, adapter.version(), device, r, ref, memo, inputs)
             out.append(JudgedRow(case, inputs, ref, r, row))
     return out

@@ -156,6 +156,41 @@ def keras_run(c: Case, loss_fn):
     return loss.numpy(), tape.gradient(total, x).numpy()
 
 
+def test_label_oob_nan_rows_is_tensorflow_under_xla(keras) -> None:
+    """tf.nn.sparse_softmax_cross_entropy_with_logits raises eagerly on a label outside [0, C); compiled by XLA
+    it returns a NaN loss and NaN gradient rows for them, and its mean still counts them (tensorflow#126005)."""
+    import tensorflow as tf
+
+    c = case("edge-oob-n64-c10-f32")
+    inputs = c.inputs()
+    x, y = tf.constant(inputs.x, tf.float32), tf.constant(inputs.target, tf.int64)
+
+    @tf.function(jit_compile=True)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=x))
+        return loss, tape.gradient(loss, x)
+
+    value, grad = step(x, y)
+    assert np.isnan(value.numpy()) and np.isnan(grad.numpy()[0]).all()
+    check("weight_norm=N+label_oob=nan_rows", c, value.numpy(), grad.numpy())
+
+
+def test_accumulation_mean_of_means_is_a_naive_accumulation_loop(torch) -> None:
+    """The loop people write first: loss = F.cross_entropy(micro-batch) / steps, backward per micro-batch."""
+    c = case("accumulation-n64-c10-f64-iim100-mb8x24x32-mean")
+    inputs = c.inputs()
+    x = torch.tensor(inputs.x, requires_grad=True)
+    y = torch.tensor(inputs.target)
+    total = 0.0
+    for a, b in ((0, 8), (8, 32), (32, 64)):
+        loss = torch.nn.functional.cross_entropy(x[a:b], y[a:b], ignore_index=-100) / 3
+        loss.backward()
+        total += float(loss.detach())
+    check("accumulation=mean_of_means", c, total, x.grad.numpy())
+
+
 def test_weight_norm_n_is_keras_sum_over_batch_size(keras) -> None:
     c = case("multiclass-n64-c10-f64-w-mean")
 

@@ -35,11 +35,13 @@ class Faulty(Adapter):
     def compile(self, code: str) -> Callable[..., Any]:
         return reference.evaluate
 
-    def evaluate(self, fn, spec: LossSpec, inputs: Inputs, dtype: str, device: str) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(
+        self, fn, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str = "eager", policy: str = "none"
+    ) -> tuple[np.ndarray, np.ndarray, str]:
         if spec.reduction == "sum":
             self.fault()
         ev = fn(spec, inputs)
-        return ev.value, ev.grad
+        return ev.value, ev.grad, "float64"
 
 
 ABORTS = Faulty("aborts", os.abort)

@@ -77,7 +77,9 @@ def test_golden_values_appear_in_the_summary(documented_run: Path) -> None:
     ("args", "message"),
     [
         (["run", "--frameworks", "pytorc"], "Expected framework in {numpy, torch, tensorflow, jax}. Received: framework='pytorc'"),
-        (["run", "--kinds", "multi"], "Expected kind in {binary, multiclass, soft, smoothed, edge, documented}"),
+        (["run", "--kinds", "multi"], "Expected kind in {binary, multiclass, soft, smoothed, edge, accumulation, documented}"),
+        (["run", "--modes", "jit"], "Expected mode in {eager, compiled}. Received: mode='jit'"),
+        (["run", "--policies", "amp"], "Expected policy in {none, autocast-bfloat16, autocast-float16, mixed_bfloat16, mixed_float16}. Received: policy='amp'"),
         (["run", "--dtypes", "float8"], "Expected dtype in {float64, float32, float16, bfloat16}. Received: dtype='float8'"),
         (["run", "--devices", "tpu"], "Expected device in {cpu, gpu}. Received: device='tpu'"),
         (["run", "--timing", "fast"], "Expected timing in {off, default, full}. Received: timing='fast'"),

@@ -22,6 +22,15 @@ Fields:
   peer_specific: why the peer's number differs from the canonical one ('' where it does not);
     then ``exact``/``exact_grad`` hold the canonical values (None: the same as the peer's), and
     ``peer_api`` names the API whose ``native`` row reproduces the peer's behaviour.
+  sample_weight: per-element weights (``harness.check(sample_weight=...)``), broadcast to the loss
+    elements: (N, d1..) for softmax, x's shape for sigmoid; None for none.
+  peer_variant: for a peer-specific vector, the variant of `adapters/variants.py` that is the peer's
+    behaviour: the reference under it gives the peer's number, and the native row of ``peer_api``
+    names it in its explanation ('' where not asserted).
+  undefined: the labels leave the canonical loss without a value (outside [0, C): PyTorch raises); the
+    reference marks it undefined (NaN where it has no value) and no row may be ``ok``.
+  raises: a regex of the error the peer's own test expects ``peer_api`` to raise with on the CPU
+    (where the harness runs it); its native rows must be ``raised`` with it.
   frameworks: what the test runs the vector through (``harness.check(frameworks=...)``).
   needs: what the harness lacks to express the vector ('' = expressible now); such vectors are
     recorded whole and skipped until it does.
@@ -30,7 +39,7 @@ Fields:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 INF = math.inf
@@ -70,6 +79,7 @@ TAIL_LOGIT = 37.42994775023705  # exp(-37.42994775023705) == 2**-54 in float64
 TAIL = 5.551115123125776e-17
 TAIL40 = 4.248354255291589e-18  # softmax of a 0 logit beside a 40 among 10 classes
 TAIL40_TARGET = -3.8235188297624297e-17  # -9 * exp(-40), the test's own expectation
+SP10 = 4.539889921686465e-05  # softplus(-10) = log1p(exp(-10)): the loss of a logit 10 on its own side
 
 
 @dataclass(frozen=True)
@@ -89,10 +99,13 @@ class PeerVector:
     peer_api: str = ""
     exact: Any = None
     exact_grad: list | None = None
+    sample_weight: Any = None
+    peer_variant: str = ""
+    undefined: bool = False
+    raises: str = ""
     frameworks: str = WITH_TF
     needs: str = ""
     note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)  # arguments the harness does not take yet
 
 
 VECTORS: tuple[PeerVector, ...] = (
@@ -189,9 +202,9 @@ VECTORS: tuple[PeerVector, ...] = (
         options={"input": "logits", "target_kind": "prob", "reduction": "mean"},
         expected=0.31829,
         **KERAS_3_DECIMALS,
-        needs="sample_weight",
-        extra={"sample_weight": [1.2, 3.4, 5.6]},
-        note="Keras 'sum_over_batch_size': sum_i sw_i l_i / N (N = 3, not sum(sw)); exact 0.3182946804687651",
+        sample_weight=[1.2, 3.4, 5.6],
+        note="Keras 'sum_over_batch_size': sum_i sw_i l_i / N (N = 3, not sum(sw)), the canonical mean of "
+        "sample-weighted probability targets; exact 0.3182946804687651",
     ),
     PeerVector(
         id="keras-cce-logits-scalar-weight",
@@ -201,8 +214,7 @@ VECTORS: tuple[PeerVector, ...] = (
         options={"input": "logits", "target_kind": "prob", "reduction": "mean"},
         expected=0.1317,
         **KERAS_3_DECIMALS,
-        needs="sample_weight",
-        extra={"sample_weight": 2.3},
+        sample_weight=2.3,
         note="a scalar sample weight scales the mean: 2.3 * 0.0573 ...; exact 0.13196394871743876",
     ),
     PeerVector(
@@ -214,9 +226,12 @@ VECTORS: tuple[PeerVector, ...] = (
         expected=[0.0, 6.666],
         rtol=1e-6,
         atol=1e-3,
-        needs="last_axis_mean",
-        note="Keras BinaryCrossentropy(reduction=None) averages over the last axis (one loss per row), which "
-        "no canonical reduction gives; exact [4.5398899216864647e-05, 6.6667120655658835]",
+        peer_specific="Keras BinaryCrossentropy(reduction=None) averages over the last axis (one loss per row), "
+        "which no canonical reduction gives: the canonical 'none' is one loss per element",
+        peer_api="keras.losses.BinaryCrossentropy",
+        peer_variant="mean_over_last_axis",
+        exact=[[SP10, SP10, SP10], [10.0 + SP10, SP10, 10.0 + SP10]],
+        note="the row means of the exact per-element losses are [4.5398899216864647e-05, 6.6667120655658835]",
     ),
     PeerVector(
         id="keras-bce-logits-sample-weight",
@@ -226,9 +241,9 @@ VECTORS: tuple[PeerVector, ...] = (
         options={"family": "sigmoid", "input": "logits", "reduction": "mean"},
         expected=10.0,
         **KERAS_3_DECIMALS,
-        needs="sample_weight",
-        extra={"sample_weight": [4.0, 3.0]},
-        note="(4 * mean(row 0) + 3 * mean(row 1)) / 2 with Keras' last-axis mean; exact 10.000158896147259",
+        sample_weight=[[4.0], [3.0]],  # Keras' per-row [4.0, 3.0], broadcast to the elements of each row
+        note="(4 * mean(row 0) + 3 * mean(row 1)) / 2 with Keras' last-axis mean: the same as the canonical mean of "
+        "the element-wise weighted losses, sum_ij s_i l_ij / 6; exact 10.000158896147259",
     ),
     # ---------------------------------------------------------------- optax ---------------------
     PeerVector(
@@ -406,11 +421,11 @@ VECTORS: tuple[PeerVector, ...] = (
         peer_api="tf.nn.softmax_cross_entropy_with_logits",
         exact=[0.0, 0.0, 0.0, 0.0],
         exact_grad=[[0.0], [0.0], [0.0], [0.0]],
-        needs="negative_soft_labels",
+        peer_variant="grad_assumes_normalised_targets",
     ),
     PeerVector(
         id="tf-sparse-xent-invalid-label-gpu",
-        source=f"{TF_SPARSE}::SparseXentTest::testInvalidLabelGPU",
+        source=f"{TF_SPARSE}::SparseXentTest::testInvalidLabelGPU and ::testInvalidLabelCPU",
         x=[[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]],
         target=[4, 3, 0, -1],
         dtype="float32",
@@ -420,9 +435,12 @@ VECTORS: tuple[PeerVector, ...] = (
         rtol=1e-3,
         atol=1e-3,
         peer_specific="the GPU kernel gives NaN loss and gradient rows for labels outside [0, C); the CPU "
-        "kernel raises instead (testInvalidLabelCPU)",
+        "kernel raises instead (testInvalidLabelCPU), as PyTorch does: the canonical loss has no value there",
         peer_api="tf.nn.sparse_softmax_cross_entropy_with_logits",
-        needs="label_oob",
+        undefined=True,
+        raises="Received a label value of",  # testInvalidLabelCPU's assertRaisesRegex
+        note="the expectation is the GPU kernel's (testInvalidLabelGPU, run_gpu_only); its NaNs are where the "
+        "reference has no value, and its defined rows are testNpXent's numbers. harness.check runs on the CPU",
     ),
     # ---------------------------------------------------------------- PyTorch -------------------
     PeerVector(
@@ -480,7 +498,7 @@ VECTORS: tuple[PeerVector, ...] = (
         expected=NAN,
         rtol=0.0,
         atol=0.0,
-        needs="nll_on_scores",
+        frameworks=NO_TF,
         note="nll_loss on torch.ones (not log-probabilities); the same test asserts reduction='sum' -> 0.0 and "
         "'none' -> zeros. Every weight is 0, so the value does not depend on x: 0 / 0",
     ),
@@ -494,7 +512,7 @@ VECTORS: tuple[PeerVector, ...] = (
         expected=NAN,
         rtol=0.0,
         atol=0.0,
-        needs="nll_on_scores",
+        frameworks=NO_TF,
         note="nll_loss on torch.ones with every target ignored; also asserted: 'sum' -> 0, 'none' -> zeros",
     ),
 )

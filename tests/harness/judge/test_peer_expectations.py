@@ -7,18 +7,25 @@ this module calls ``harness.check`` once and proves:
 (a) the harness's float64 reference agrees with the peer's expectation within the peer's own
     tolerance, element by element (so the reference and the peers mean the same loss); where the
     peer's number holds a peer-specific behaviour (Keras' clipping and renormalisation of
-    probabilities, tf.nn's ``softmax - labels`` backprop) the reference agrees with the exact
-    canonical value instead, and
+    probabilities and its mean over the last axis, tf.nn's ``softmax - labels`` backprop) the
+    reference agrees with the exact canonical value instead, and
 (b) every ``matched`` row that is not ``unsupported`` is ``ok`` and within the peer's tolerance of
     the expectation: its first value directly, every element through ``value_abs_err`` and
     ``grad_abs_err`` (an error within the expectation's slack ``atol + rtol |e| - |ref - e|`` at
     every element keeps the row within the peer's tolerance there), and
 (c) for a peer-specific vector, the ``native`` row of the peer's own API reproduces the peer's
     number: its value, or for a gradient the size of the peer's departure from the exact gradient
-    (the DataFrame holds gradient errors, not gradients).
+    (the DataFrame holds gradient errors, not gradients); where the vector names the variant that is
+    the peer's behaviour (``peer_variant``), the reference under that variant gives the peer's number
+    and the native row's explanation names it; where the peer's test expects its API to raise on the
+    CPU (``raises``), the native row raised with that message.
 
-Vectors the harness cannot express yet (``needs``: per-sample weights, negative soft labels, NLL on
-scores, out-of-range labels, Keras' last-axis mean) are recorded whole and skipped.
+Labels outside [0, C) (``undefined``) have no canonical loss (PyTorch raises): there (a) holds with
+the reference's NaNs exactly where the peer's are, the reference says it is undefined, and (b)
+becomes: no row is ``ok``, PyTorch's and NumPy's rows raise, and every matched row raised or names the
+``label_oob=`` treatment it applied while its numbers agree with the peer's where the loss is defined.
+
+Vectors the harness cannot express (``needs``) are recorded whole and skipped; none is at present.
 
 Sources (commits are the versions read):
 - Keras 3: keras-team/keras, keras/src/losses/losses_test.py (Categorical/SparseCategorical/Binary
@@ -30,14 +37,15 @@ Sources (commits are the versions read):
 - PyTorch: pytorch/pytorch, test/test_nn.py (TestNN, TestNNDeviceType).
 
 Each vector names the frameworks it runs through (``frameworks``): TensorFlow's worker takes ~5 s
-to start, so 9 vectors (TensorFlow's layouts and native rows, most of Keras' recipes) run numpy, torch
-and tensorflow and the other 11 numpy, torch and jax; the module takes ~85 s on 2 cores.
+to start, so 15 vectors (TensorFlow's layouts and native rows, most of Keras' recipes) run numpy, torch
+and tensorflow and the other 13 numpy, torch and jax; the module takes ~130 s on 2 cores.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -48,7 +56,7 @@ import pandas as pd
 import pytest
 
 import harness
-from adapters import reference
+from adapters import reference, variants
 from harness.api.check import make_case
 
 
@@ -66,6 +74,7 @@ def _load_vectors() -> ModuleType:
 
 PV = _load_vectors()
 CHECK_OPTIONS = ("family", "input", "target_kind", "ignore_index", "label_smoothing", "reduction")
+UNDEFINED_OUTCOMES = ("raised", "nonfinite", "mismatch")  # what a row on labels outside [0, C) may be
 
 # Matched rows that fail for a reason of the harness (or of a framework it cannot match), not of the
 # vector: id -> the row and what was observed.
@@ -86,6 +95,12 @@ XFAIL: dict[str, str] = {
         "-exp(-a) = -5.55e-17: grad_abs_err 5.55e-17 against the peer's rtol 1e-14, atol 0 (slack 5.55e-31), yet "
         "outcome 'ok' under the harness's norm-wise tolerance; at commit 8d6fcb6 the float64 reference itself "
         "rounds that element to 0 (1 - softmax cancels)"
+    ),
+    "torch-nll-total-weight-zero": (
+        "the matched rows of torch (nll_loss, cross_entropy) and jax (optax) are 'nonfinite': 'grad has 2 "
+        "non-finite, reference 0'. PyTorch's nll_loss backward is -w[y] / total_weight = 0 * -inf = NaN at each "
+        "target entry when every class weight is 0, while the reference gives a zero gradient whenever the "
+        "mean's denominator is 0 (right where every target is ignored: torch-nll-all-ignored passes)"
     ),
 }
 
@@ -110,6 +125,14 @@ def _arrays(v: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     target = np.array(v.target, dtype=np.int64 if index else v.dtype)
     weight = None if v.weight is None else np.array(v.weight, dtype=v.dtype)
     return x, target, weight
+
+
+def _options(v: Any) -> dict[str, Any]:
+    """The vector's ``harness.check`` / ``make_case`` keyword arguments."""
+    options = {k: v.options[k] for k in CHECK_OPTIONS if k in v.options}
+    if v.sample_weight is not None:
+        options["sample_weight"] = np.array(v.sample_weight, dtype=np.float64)
+    return options
 
 
 def _as_array(a: Any) -> np.ndarray:
@@ -143,7 +166,7 @@ def _row_name(row: pd.Series) -> str:
 @pytest.mark.parametrize("v", _params())
 def test_peer_expectation(v: Any) -> None:
     x, target, weight = _arrays(v)
-    options = {k: v.options[k] for k in CHECK_OPTIONS if k in v.options}
+    options = _options(v)
     df = harness.check(x, target, weight, frameworks=v.frameworks, **options)
     tol = f"(rtol={v.rtol:g}, atol={v.atol:g})"
     problems: list[str] = []
@@ -152,6 +175,7 @@ def test_peer_expectation(v: Any) -> None:
     case = make_case(x, target, weight, **options)
     ev = reference.evaluate(case.spec, case.inputs())
     ref_value, ref_grad = np.asarray(ev.value, np.float64), np.asarray(ev.grad, np.float64)
+    assert bool(ev.undefined) == v.undefined, f"{v.id}: the reference says undefined={ev.undefined!r}"
     want = v.exact if v.exact is not None else v.expected  # the canonical expectation
     want_grad = v.exact_grad if v.exact_grad is not None else v.expected_grad
     what = "exact canonical value" if v.peer_specific else "peer's expectation"
@@ -175,6 +199,15 @@ def test_peer_expectation(v: Any) -> None:
                 f"reference gradient {ref_grad.tolist()} vs {what} {want_grad} {tol}: far at {np.argwhere(far).tolist()}"
             )
 
+    if v.peer_variant:  # the peer's number is the reference under the variant the vector names
+        variant = variants.BY_NAME[v.peer_variant]
+        vev = variants.evaluate_variants((variant,), case.spec, case.inputs())
+        assert vev is not None, f"{v.id}: variant {v.peer_variant} does not apply to the vector"
+        for name, got, wanted in (("value", vev.value, v.expected), ("gradient", vev.grad, v.expected_grad)):
+            if wanted is not None and _far(np.asarray(got, np.float64), wanted, v.rtol, v.atol).any():
+                problems.append(f"reference under {v.peer_variant}: {name} {np.asarray(got).tolist()} vs the "
+                                f"peer's {wanted} {tol}")  # fmt: skip
+
     # (b) every matched row that runs: ok, and within the peer's tolerance of the expectation
     value_slack = None if want is None else _slack(ref_value, want, v.rtol, v.atol)
     grad_slack = None if want_grad is None else _slack(ref_grad, want_grad, v.rtol, v.atol)
@@ -182,6 +215,9 @@ def test_peer_expectation(v: Any) -> None:
     assert len(matched), (
         f"{v.id}: no matched row ran: {df[['framework', 'api', 'recipe', 'outcome']].to_dict('records')}"
     )
+    if v.undefined:  # no canonical value to be ok against: what each row says instead
+        problems += _undefined_rows(df, value_slack, grad_slack, tol)
+        matched = matched.iloc[:0]
     for _, row in matched.iterrows():
         name = _row_name(row)
         numbers = (f"value={row['value']!r} ref_value={row['ref_value']!r} value_abs_err={row['value_abs_err']:.3g} "
@@ -201,9 +237,18 @@ def test_peer_expectation(v: Any) -> None:
     # (c) a peer-specific number comes back from the peer's own API as it is first ported
     if v.peer_specific:
         native = df[(df["api"] == v.peer_api) & (df["recipe"] == "native")]
-        if native.empty or set(native["outcome"]) & {"unsupported", "raised"}:
+        if v.raises:  # the peer's CPU behaviour, which its own test asserts
+            raised = native["outcome"].eq("raised") & native["error"].map(lambda e: bool(re.search(v.raises, e)))
+            if native.empty or not raised.all():
+                problems.append(f"native {v.peer_api} did not raise {v.raises!r}: "
+                                f"{native[['dtype', 'outcome', 'error']].to_dict('records')}")  # fmt: skip
+            native = native.iloc[:0]
+        elif native.empty or set(native["outcome"]) & {"unsupported", "raised"}:
             problems.append(f"native {v.peer_api} did not run: {native[['outcome', 'error']].to_dict('records')}")
         for _, row in native.iterrows():
+            if v.peer_variant and v.peer_variant not in row["explanation"].split("+"):
+                problems.append(f"{_row_name(row)} ({row['dtype']}): explanation {row['explanation']!r} does not "
+                                f"name {v.peer_variant} ({v.peer_specific})")  # fmt: skip
             if v.expected is not None and v.exact is not None:
                 first = _as_array(v.expected).flat[0]
                 if _far(row["value"], first, v.rtol, v.atol).any():
@@ -216,3 +261,25 @@ def test_peer_expectation(v: Any) -> None:
                                     f"departure {departure!r} from the exact one {tol} ({v.peer_specific})")  # fmt: skip
 
     assert not problems, f"{v.id} [{v.source}]:\n  " + "\n  ".join(problems)
+
+
+def _undefined_rows(df: pd.DataFrame, value_slack: float | None, grad_slack: float | None, tol: str) -> list[str]:
+    """What rows on labels outside [0, C) must be (module docstring): never ``ok``; PyTorch's and NumPy's
+    raised (the canonical semantics); every matched row raised, or names its ``label_oob=`` treatment and
+    the reference's undefinedness, with numbers within the peer's tolerance where the loss is defined."""
+    problems = []
+    for _, row in df[df["outcome"] != "unsupported"].iterrows():
+        name, outcome = f"{_row_name(row)} ({row['dtype']})", row["outcome"]
+        if outcome not in UNDEFINED_OUTCOMES:
+            problems.append(f"{name}: outcome {outcome!r} on labels outside [0, C) ({row['error']})")
+        elif row["framework"] in ("torch", "numpy") and outcome != "raised":
+            problems.append(f"{name}: outcome {outcome!r}, not raised as PyTorch ({row['error']})")
+        elif row["recipe"] == "matched" and outcome != "raised":
+            causes = row["explanation"].split("+")
+            if not any(c.startswith("label_oob=") for c in causes) or reference.UNDEFINED not in row["error"]:
+                problems.append(f"{name}: {outcome!r} with explanation {row['explanation']!r}, error {row['error']!r}")
+            if value_slack is not None and not row["value_abs_err"] <= value_slack:
+                problems.append(f"{name}: value_abs_err {row['value_abs_err']:.3g} > slack {value_slack:.3g} {tol}")
+            if grad_slack is not None and not row["grad_abs_err"] <= grad_slack:
+                problems.append(f"{name}: grad_abs_err {row['grad_abs_err']:.3g} > slack {grad_slack:.3g} {tol}")
+    return problems

@@ -10,7 +10,8 @@ from harness.judge.semantics import decide_once, float64_sibling, semantic_parts
 
 def row(case_id: str, dtype: str, outcome: str, explanation: str = "", api: str = "keras.losses.X") -> dict:
     return {"case_id": case_id, "dtype": dtype, "framework": "tensorflow", "api": api, "recipe": "native",
-            "device": "cpu", "outcome": outcome, "explanation": explanation, "error": ""}  # fmt: skip
+            "device": "cpu", "mode": "eager", "policy": "none", "outcome": outcome, "explanation": explanation,
+            "error": ""}  # fmt: skip
 
 
 def test_the_float64_sibling_replaces_the_dtype_tag_only() -> None:
@@ -68,3 +69,27 @@ def test_rows_pair_by_framework_api_recipe_and_device() -> None:
     df = pd.DataFrame([row("multiclass-n64-c10-f64-w-mean-s0", "float64", "mismatch", "weight_norm=N"), other,
                        {**other, "api": "keras.losses.X", "outcome": "raised"}])  # fmt: skip
     assert decide_once(df).equals(df), "another API's (or a raised) row takes nothing from this one"
+
+
+def test_a_compiled_or_policy_row_takes_the_semantics_of_its_mode_else_of_the_recipe() -> None:
+    """A bf16 row under a policy has no float64 sibling under that policy (a policy applies to its dtype only): the
+    recipe's float64 row without a policy decides; a compiled row takes the compiled float64 row where one ran."""
+    f64 = [
+        {
+            **row("multiclass-n64-c10-f64-w-mean-s0", "float64", "mismatch", "weight_norm=N"),
+            "mode": "eager",
+            "policy": "none",
+        },
+        {
+            **row("multiclass-n64-c10-f64-w-mean-s0", "float64", "mismatch", "label_oob=nan_rows"),
+            "mode": "compiled",
+            "policy": "none",
+        },
+    ]
+    low = [
+        {**row("multiclass-n64-c10-bf16-w-mean-s0", "bfloat16", "ok"), "mode": "eager", "policy": "mixed_bfloat16"},
+        {**row("multiclass-n64-c10-bf16-w-mean-s0", "bfloat16", "ok"), "mode": "compiled", "policy": "none"},
+    ]
+    out = decide_once(pd.DataFrame(f64 + low))
+    assert out["outcome"].tolist()[2:] == ["mismatch", "mismatch"]
+    assert out["explanation"].tolist()[2:] == ["weight_norm=N", "label_oob=nan_rows"]

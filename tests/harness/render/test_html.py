@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,8 +16,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.render.html import md_to_html, ramp, render_html, roofline_s, timing_charts, write_html
+from harness.render.html import (
+    ROW_HEADER,
+    heatmaps,
+    md_to_html,
+    ramp,
+    render_html,
+    roofline_s,
+    timing_charts,
+    tol_colour,
+    write_html,
+)
 from harness.render.markdown import fmt, md_table
+from harness.render.summary import column_label
 
 ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and os.path.exists(p)), None)
@@ -164,8 +177,9 @@ def test_report_has_tables_plots_and_environment(timed_run: Path) -> None:
     for value in (env["run_id"], env["cpu"], env["frameworks"]["torch"]["version"], "0.126928"):
         assert value in page.cells, value
     assert "torch.nn.functional.cross_entropy" in page.cells
-    # self-contained: nothing fetched when the file is opened
-    assert not page.all("script") and not page.all("link") and not page.all("iframe") and not page.all("img")
+    # self-contained: nothing fetched when the file is opened (the filters' script is inline)
+    assert all(not a.get("src") for a in page.all("script")), "no external script"
+    assert not page.all("link") and not page.all("iframe") and not page.all("img")
     assert all((a.get("src") or "").startswith("data:") for _, a in page.tags if "src" in a)
 
 
@@ -174,8 +188,9 @@ def test_heatmap_cells_are_the_worst_errors_of_the_run(run_dir: Path) -> None:
     cells = heat_cells(page)
     acc = pd.read_parquet(run_dir / "accuracy.parquet")
     judged = acc[acc["outcome"].isin(["ok", "mismatch"]) & (acc["recipe"] == "matched") & (acc["dtype"] == "float32")]
-    judged = judged.assign(label=judged["framework"] + "." + judged["api"].str.split(".").str[-1])
+    judged = judged.assign(label=column_label(judged))  # framework.api, [mode, policy] where not its own way
     assert {api for *_, api in cells} == set(judged["label"])
+    assert "torch.cross_entropy [compiled]" in set(judged["label"]), "a compiled row is its own column"
     assert {kind for _, _, kind, _ in cells} == set(judged["kind"]) == {"documented", "soft"}
     checked = 0
     for panel, column in (("value", "value_ulp_err"), ("gradient", "grad_ulp_err")):
@@ -288,3 +303,145 @@ def test_report_renders_in_a_headless_browser(timed_run: Path, tmp_path: Path) -
     colours = np.unique(pixels.reshape(-1, 3), axis=0)
     assert len(colours) > 200, "text, tables and a heatmap, not a blank or error page"
     assert (pixels < 200).any(axis=2).mean() > 0.02
+
+
+# -- issue 17: what the page opens on, the row table's filters, colours by err/tol ---------------------
+
+NODE = shutil.which("node")
+FRAMEWORK_ROWS = [
+    {"case_id": "w-f64", "weighted": True, "outcome": "mismatch", "explanation": "weight_norm=N", "value_rel_err": 0.2,
+     "value_scaled_err": 2e-14, "grad_scaled_err": 1e-15, "tol": 1e-14},  # at 2x its tolerance
+    {"case_id": "w-f64", "weighted": True, "recipe": "matched", "recipe_code": "loss = l.sum() / w[y].sum()"},
+    {"case_id": "p-f32", "dtype": "float32", "framework": "jax", "api": "optax.losses.softmax_cross_entropy",
+     "recipe": "matched", "value_ulp_err": 3.0, "value_scaled_err": 2.7e-6, "tol": 5.4e-6},  # 3 ULP, within tol
+    {"case_id": "p-f32", "dtype": "float32", "framework": "jax", "api": "optax.losses.softmax_cross_entropy",
+     "outcome": "raised", "error": "ValueError: Incompatible shapes", "value_scaled_err": None,
+     "grad_scaled_err": None},
+]  # fmt: skip
+
+
+def rgb(style: str | None) -> tuple[int, int, int]:
+    colour = re.search(r"background:#([0-9a-f]{6})", style or "")
+    assert colour, style
+    h = colour.group(1)
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def is_red(style: str | None) -> bool:
+    r, g, b = rgb(style)
+    return r > 150 and r > g + 60 and r > b + 60
+
+
+def page_of(df: pd.DataFrame) -> tuple[str, Page]:
+    from harness.render.summary import render
+
+    text = render_html(df, None, {"run_id": "r1", "cpu": "x"}, render(df, {"run_id": "r1"}, registry=()))
+    return text, Page(text)
+
+
+def row_table(page: Page) -> list[tuple[dict[str, str | None], list[tuple[str, dict[str, str | None], str]]]]:
+    """(tr attributes, cells) of the row table's body rows."""
+    trs = [a for a in page.all("tr") if "data-framework" in a]
+    cells = [cells for table, cells in page.rows if table.get("class") == "rows" and cells[0][0] == "td"]
+    return list(zip(trs, cells, strict=True))
+
+
+def test_the_page_opens_on_the_surprises_the_matrix_and_every_row(frame: Callable[..., pd.DataFrame]) -> None:
+    _, page = page_of(frame(*FRAMEWORK_ROWS))
+    h2 = [a.get("id") for t, a in page.tags if t == "h2"]
+    assert h2[:3] == ["top-surprises", "configurations", "rows"], h2
+    assert h2.index("rows") < h2.index("error-heatmaps") and h2.count("top-surprises") == 1
+    ids = [a["id"] for _, a in page.tags if a.get("id")]
+    assert len(ids) == len(set(ids)), "unique ids: the script finds its table by id"
+    classes = [a.get("class") for a in page.all("table")]
+    assert classes[:3] == ["surprises", "matrix", "rows"], "not the matched-only heatmaps first"
+    assert "weight_norm=N" in page.cells and "native ✗ weight_norm=N · matched ✓" in page.cells
+
+
+def test_the_row_table_has_a_search_box_and_filters(frame: Callable[..., pd.DataFrame]) -> None:
+    df = frame(*FRAMEWORK_ROWS)
+    text, page = page_of(df)
+    [search] = [a for a in page.all("input") if a.get("id") == "row-search"]
+    assert search.get("type") == "search"
+    filters = [a.get("data-filter") for a in page.all("select")]
+    assert filters == ["framework", "recipe", "outcome", "dtype", "kind"]
+    for value in ("", "not ok", "tensorflow", "jax", "native", "matched", "mismatch", "raised", "float32"):
+        assert f'<option value="{value}">' in text, value
+    rows = row_table(page)
+    assert len(rows) == len(df), "every row, not only those not ok"
+    assert [tr.get("data-outcome") for tr, _ in rows][:2] == ["mismatch", "raised"], "not ok first"
+    assert {tr.get("data-framework") for tr, _ in rows} == {"tensorflow", "jax"}
+    scripts = [a for a in page.all("script")]
+    assert len(scripts) == 1 and not scripts[0].get("src") and "row-search" in text.split("<script>")[1]
+
+
+def test_colour_follows_err_over_tol_not_ulps(frame: Callable[..., pd.DataFrame]) -> None:
+    _, page = page_of(frame(*FRAMEWORK_ROWS))
+    cells = {(tr.get("data-outcome"), tr.get("data-framework")): c for tr, c in row_table(page)}
+    tol_cell = ROW_HEADER.index("err/tol")
+    beyond = cells["mismatch", "tensorflow"][tol_cell]
+    within = cells["ok", "jax"][tol_cell]
+    assert beyond[2] == "2" and is_red(beyond[1].get("style")), "2x its tolerance is red"
+    assert within[2] == "0.5" and not is_red(within[1].get("style")), "3 ULP within tolerance is not red"
+    r, g, _ = rgb(within[1].get("style"))
+    assert g > r, "within tolerance is green"
+    assert rgb(cells["raised", "jax"][tol_cell][1].get("style")) == rgb("background:#e8e8e8"), "no error: grey"
+    heat = heat_cells(page)
+    [(text, attrs)] = [v for k, v in heat.items() if k[:2] == ("float32", "value") and v[0]]
+    assert text == "3" and not is_red(attrs.get("style")), "a 3-ULP heatmap cell within tolerance is not red"
+    beyond_tol = frame({"recipe": "matched", "value_ulp_err": 3.0, "value_scaled_err": 2e-14, "tol": 1e-14})
+    [(_, table)] = heatmaps(beyond_tol)
+    [(text, attrs)] = [v for k, v in heat_cells(Page(table)).items() if k[1] == "value"]
+    assert text == "3" and is_red(attrs.get("style")), "the same 3 ULPs at 2x the tolerance are red"
+    assert tol_colour(1.0) != tol_colour(1.01) and is_red(f"background:{tol_colour(2.0)}")
+    assert not is_red(f"background:{tol_colour(0.99)}") and tol_colour(float("nan")) == "#e8e8e8"
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed (the script is checked in a stub DOM)")
+def test_the_filters_narrow_the_rows(frame: Callable[..., pd.DataFrame], tmp_path: Path) -> None:
+    text, page = page_of(frame(*FRAMEWORK_ROWS))
+    rows = [{"attrs": {k: v for k, v in tr.items() if k.startswith("data-")}, "text": " ".join(c[2] for c in cells)}
+            for tr, cells in row_table(page)]  # fmt: skip
+    script = text.split("<script>")[1].split("</script>")[0]
+    first: dict[str, str] = {}  # id -> the tag of its first element, as document.getElementById finds it
+    for tag, attrs in page.tags:
+        first.setdefault(attrs.get("id") or "", tag)
+    stub = STUB_DOM.replace("ROWS", json.dumps(rows)).replace("SCRIPT", json.dumps(script))
+    stub = stub.replace("TAGS", json.dumps(first))
+    (tmp_path / "t.js").write_text(stub)
+    p = subprocess.run([NODE, str(tmp_path / "t.js")], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    shown = json.loads(p.stdout)
+    assert shown == {"all": "4 of 4 rows", "not ok": ["w-f64", "p-f32"], "outcome ok + jax": ["p-f32"],
+                     "search": ["w-f64"], "case": ["w-f64", "w-f64"], "cause clicked": ["w-f64"]}  # fmt: skip
+
+
+# a DOM with just what the script touches: the table's rows, the search box, the selects, the count
+STUB_DOM = """
+const rows = ROWS.map(r => ({attrs: r.attrs, textContent: r.text, hidden: false,
+                             getAttribute(k) { return this.attrs[k]; }}));
+const on = {};
+const control = (name, filter) => ({value: "", getAttribute: () => filter,
+                                    addEventListener: (e, f) => { on[name] = f; }});
+const search = control("search");
+const selects = ["framework", "recipe", "outcome", "dtype", "kind"].map(f => control(f, f));
+const count = {textContent: ""};
+const cause = {textContent: "weight_norm=N", addEventListener: (e, f) => { on.cause = f; }};
+const table = {tBodies: [{rows}], scrollIntoView() {}};
+global.document = {
+  getElementById: id => ({table, input: search, span: count})[TAGS[id]],
+  querySelectorAll: s => s.startsWith("select") ? selects : [cause],
+};
+eval(SCRIPT);
+const shown = () => rows.filter(r => !r.hidden).map(r => r.attrs["data-outcome"] === undefined ? "" :
+                                                      r.textContent.split(" ")[0]);
+const pick = (f, v) => { selects.find(s => s.getAttribute() === f).value = v; on[f](); };
+const out = {all: count.textContent};
+pick("outcome", "not ok"); out["not ok"] = shown();
+pick("outcome", "ok"); pick("framework", "jax"); out["outcome ok + jax"] = shown();
+pick("outcome", ""); pick("framework", "");
+search.value = "WEIGHT_norm=N"; on.search(); out["search"] = shown();
+search.value = " w-f64 "; on.search(); out["case"] = shown();
+search.value = ""; on.search(); cause.textContent = "weight_norm=N mismatch"; on.cause(); out["cause clicked"] = shown();
+console.log(JSON.stringify(out));
+"""

@@ -93,3 +93,51 @@ def test_a_timing_worker_has_its_own_compiler_cache_removed_with_it() -> None:
     worker.stop()
     assert worker.compiler_cache is None and not os.path.exists(second)
     assert Worker("numpy", "cpu").compiler_cache is None, "accuracy workers keep the compilers' defaults"
+
+
+def test_native_log_lines_are_dropped_and_everything_else_forwarded() -> None:
+    """absl-format lines (TensorFlow 2.19+ writes them whatever TF_CPP_MIN_LOG_LEVEL says) do not reach the
+    terminal; tracebacks, fatal lines and a last line without a newline do, byte for byte."""
+    import io
+
+    from harness.runner.worker import forward_stderr
+
+    lines = [
+        b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+        b"I0000 00:00:1796112261.695987   32723 port.cc:153] oneDNN custom operations are on.\n",
+        b"Traceback (most recent call last):\n",
+        b"W0000 00:00:1796112001.875430   28908 op_kernel.cc:1858] OP_REQUIRES failed at sparse_xent_op.cc:103\n",
+        b"E1201 07:45:01.123456 123 cpu_client.cc:10] an error XLA logs\n",
+        b"F0000 00:00:1796112001.875430   28908 x.cc:1] a fatal one stays\n",
+        b"ValueError: the end",
+    ]
+    for keep in (False, True):
+        r, w = os.pipe()
+        os.write(w, b"".join(lines))
+        os.close(w)
+        out = io.BytesIO()
+        forward_stderr(r, out, keep_native_logs=keep)
+        want = lines if keep else [lines[2], lines[5], lines[6]]
+        assert out.getvalue() == b"".join(want)
+
+
+def test_a_tensorflow_worker_puts_no_log_lines_on_stderr(capfd) -> None:
+    """A TensorFlow worker that loads TensorFlow and meets a label it rejects (its C++ kernel logs a warning):
+    the parent's stderr gets nothing from it."""
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("tensorflow") is None:  # not importorskip: TensorFlow would log in this process
+        pytest.skip("TensorFlow is not installed")
+    capfd.readouterr()
+    case = Case(kind="edge", spec=LossSpec(), shape=(64, 10), tag="oob")
+    worker = Worker("tensorflow", "cpu")
+    try:
+        assert worker.start().reason is None
+        results = list(worker.results(case, 120.0))
+    finally:
+        worker.stop()
+    assert any(r.outcome == "raised" and "outside the valid range" in r.error for r in results), results
+    err = capfd.readouterr().err
+    assert "port.cc" not in err and "op_kernel.cc" not in err and "absl::InitializeLog" not in err, err
