@@ -24,7 +24,7 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from adapters.user import UserLoss
 
 MODES = ("eager", "compiled")
+# How a row's gradient was taken: the framework's automatic differentiation, the reference's analytic formula,
+# a numerical method in float64 (a hand-written NumPy loss has no other), or none (the value is judged alone).
+GRAD_METHODS = ("autodiff", "analytic", "complex-step", "central-difference", "none")
 PASSES = ("forward", "forward_backward")
 
 
@@ -59,11 +62,14 @@ class Api:
       supports: whether the API is meant for a spec at all (family and input kind); rows exist
         only for specs it supports. Fields it cannot express give `unsupported` recipes instead.
       recipes: the native and matched recipes for a spec (a verified user function has one: ``user``).
+      linear: the API takes a linear head's hidden states and classifier (`LossSpec.linear`: snippets see ``W``
+        and ``b`` too); only such APIs have rows for a linear spec, and only on linear specs.
     """
 
     name: str
     supports: Callable[[LossSpec], bool]
     recipes: Callable[[LossSpec], tuple[Recipe, ...]]
+    linear: bool = False
 
     def __repr__(self) -> str:
         return f"Api({self.name})"
@@ -84,6 +90,33 @@ class Result:
     policy: str = "none"  # under which mixed-precision policy (cases.names.POLICIES)
     deterministic: bool | None = None  # repeated calls gave the same bits (None: no numbers)
     loss_dtype: str = ""  # the dtype the framework returned the loss in
+    grad_method: str = "autodiff"  # how `grad` was taken (GRAD_METHODS); "none": no gradient, value judged alone
+    grad_w: np.ndarray | None = field(default=None, repr=False)  # a linear head's d/d[W | b] (`LinearGrad`)
+
+
+@dataclass(frozen=True)
+class MemoryCounters:
+    """Bytes in use as something counts them (`Adapter.memory_counters`; harness/runner/peak.py measures a call's
+    peak with them): `reset` starts a new peak, `peak` is the most in use since, `current` what is in use now."""
+
+    source: str  # what counts: ``torch.cuda.max_memory_allocated``, ``VmHWM`` (the resident set's peak)
+    reset: Callable[[], None]
+    peak: Callable[[], int]
+    current: Callable[[], int]
+
+
+class LinearGrad(NamedTuple):
+    """The gradient `Adapter.evaluate` returns for a linear head (`LossSpec.linear`): d/dx (N, D) and d/d[W | b]
+    (C, D+1 with a bias, its gradient the last column: b is W's column for a constant input 1; else (C, D))."""
+
+    x: Any
+    w: Any
+
+    @classmethod
+    def of(cls, x: Any, w: Any, b: Any = None) -> LinearGrad:
+        """From NumPy-convertible gradients of x, W and b (or None)."""
+        w = np.asarray(w, np.float64)
+        return cls(x, w if b is None else np.concatenate([w, np.asarray(b, np.float64)[:, None]], axis=1))
 
 
 def py(v: Any) -> str:
@@ -134,11 +167,12 @@ def accumulated(api: Api, mean_code: Callable[[LossSpec], str]) -> Api:
 
 
 def make_function(code: str, namespace: Mapping[str, Any]) -> Callable[..., Any]:
-    """Compile a snippet that assigns ``loss`` into ``f(x, y, w, s) -> loss``.
+    """Compile a snippet that assigns ``loss`` into ``f(x, y, w, s, W=None, b=None) -> loss`` (a linear head's
+    classifier ``W`` and bias ``b``: `LossSpec.linear`).
 
     A real function (not exec per call) so it can be jit-compiled and timed without overhead.
     """
-    src = "def _loss(x, y, w, s):\n" + textwrap.indent(code, "    ") + "\n    return loss\n"
+    src = "def _loss(x, y, w, s, W=None, b=None):\n" + textwrap.indent(code, "    ") + "\n    return loss\n"
     scope: dict[str, Any] = dict(namespace)
     exec(compile(src, "<recipe>", "exec"), scope)
     return scope["_loss"]
@@ -192,8 +226,11 @@ def classes_last(spec: LossSpec, inputs: Inputs) -> Inputs:
     return Inputs(np.moveaxis(inputs.x, 1, -1), target, inputs.weight, s)
 
 
-def classes_back(spec: LossSpec, value: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def classes_back(spec: LossSpec, value: np.ndarray, grad: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """A classes-last result in PyTorch's layout: the gradient, and an element-wise (sigmoid) ``none`` loss."""
+    if grad is None:
+        keep = spec.family == "sigmoid" and value.ndim > 2
+        return (np.moveaxis(value, -1, 1) if keep else value), None
     if grad.ndim <= 2:
         return value, grad
     if spec.family == "sigmoid" and value.ndim == grad.ndim:
@@ -232,6 +269,12 @@ class Adapter(ABC):
     # Mixed-precision policies besides ``none`` (cases.names.POLICIES), each for inputs in its dtype.
     policies: tuple[str, ...] = ()
     user: UserLoss | None = None  # set on a verifying copy (`verifying`)
+    # Why `evaluate` returns no gradient (an inference runtime), or "" where it differentiates.
+    no_gradient: str = ""
+    # The porting guide's conventions: where the framework's losses take classes, and the names its snippets use.
+    layout: str = "classes on axis 1 (PyTorch's layout)"
+    names: str = ""
+    float64_note: str = ""  # what a float64 port must do first (JAX: enable x64), said where float64 rows are
 
     def __init__(self) -> None:
         self._namespace: dict[str, Any] | None = None
@@ -308,6 +351,16 @@ class Adapter(ABC):
         """Why the framework sees no GPU here (None: it sees one)."""
         return f"{self.name} runs on the CPU only"
 
+    def gradient_method(self, fn: Callable[..., Any]) -> str:
+        """How `evaluate` differentiates `fn` (one of GRAD_METHODS): the framework's autodiff unless it has
+        none (`no_gradient`); an adapter that differentiates numerically says which method it picked."""
+        return "none" if self.no_gradient else "autodiff"
+
+    def gradient_note(self, fn: Callable[..., Any]) -> str:
+        """Why `evaluate` returned no gradient for `fn` (the row's `error`): `no_gradient` unless the adapter
+        knows better (a numerical gradient left out for one function or case)."""
+        return self.no_gradient
+
     def threads(self) -> int | None:
         """Intra-op threads the framework uses here (recorded in env.json), if it says."""
         return None
@@ -319,8 +372,8 @@ class Adapter(ABC):
 
     def apis_for(self, spec: LossSpec) -> tuple[Api, ...]:
         """The APIs meant for `spec`; for a spec over micro-batches, each as a gradient-accumulation loop
-        calls it (`accumulated`)."""
-        apis = tuple(api for api in self.apis if api.supports(spec))
+        calls it (`accumulated`). A linear head's spec gets the APIs that take one (`Api.linear`), and only it."""
+        apis = tuple(api for api in self.apis if api.linear == spec.linear and api.supports(spec))
         return tuple(accumulated(api, self.accumulated_mean) for api in apis) if spec.micro_batches else apis
 
     def accumulated_mean(self, spec: LossSpec) -> str:
@@ -347,7 +400,9 @@ class Adapter(ABC):
         same arrangement, and the dtype the framework returned the loss in.
 
         For ``reduction='none'`` the gradient is that of the sum of the elements. A mode or policy the
-        framework lacks raises `Unavailable`.
+        framework lacks raises `Unavailable`. A framework without gradients (`no_gradient`) returns None
+        for it: its rows judge the value alone. For a linear head (`LossSpec.linear`: ``fn(x, y, w, s, W, b)``
+        with `Inputs.classifier` and `Inputs.bias`) the gradient is a `LinearGrad` (d/dx and d/d[W | b]).
         """
 
     def timer(
@@ -362,6 +417,12 @@ class Adapter(ABC):
     def bandwidth_gbps(self, device: str) -> float | None:
         """Copy bandwidth of an accelerator (bytes read plus written); None for the host CPU, which
         the harness measures once for everyone."""
+        return None
+
+    def memory_counters(self, device: str) -> MemoryCounters | None:
+        """The framework's own count of the bytes the call `timer` last made holds on `device` (torch.cuda's
+        allocator, XLA's compiled memory analysis), where it keeps one; None elsewhere: the harness then reads the
+        worker's resident set (harness/runner/peak.py)."""
         return None
 
     # -- shared driver ---------------------------------------------------------------------------
@@ -413,11 +474,15 @@ class Adapter(ABC):
             fn = self.compile(recipe.code)
             arranged, moved = self.arrange(recipe.name, case.spec, inputs)
             value, grad, loss_dtype = self.evaluate(fn, case.spec, arranged, case.dtype, device, mode, policy)
+            grad, grad_w = _split(grad)
             same = True
             for _ in range(repeats - 1):
                 again = self.evaluate(fn, case.spec, arranged, case.dtype, device, mode, policy)
-                same = same and _same_bits(value, again[0]) and _same_bits(grad, again[1])
-                del again
+                again_x, again_w = _split(again[1])
+                same = same and _same_bits(value, again[0]) and _same_bits(grad, again_x)
+                same = same and _same_bits(grad_w, again_w)
+                del again, again_x, again_w
+            method = self.gradient_method(fn) if grad is not None else "none"
         except Unavailable as e:
             return made("unsupported", str(e))
         except Exception as e:  # the framework raised: that is a finding, recorded as such
@@ -426,13 +491,24 @@ class Adapter(ABC):
             if is_out_of_memory(e):  # too large for this device: a limit of the machine, not of the API
                 return made("unsupported", f"out of memory: {error_text(e)}")
             return made("raised", error_text(e))
-        value, grad = np.asarray(value, np.float64), np.asarray(grad, np.float64)
+        value = np.asarray(value, np.float64)
+        grad = None if grad is None else np.asarray(grad, np.float64)
         if moved:
             value, grad = classes_back(case.spec, value, grad)
-        return made(None, "", value, grad, deterministic=same if repeats > 1 else None, loss_dtype=loss_dtype)
+        note = self.gradient_note(fn) if grad is None else ""  # the value is judged alone: the row says why
+        grad_w = None if grad_w is None else np.asarray(grad_w, np.float64)
+        return made(None, note, value, grad, deterministic=same if repeats > 1 else None, loss_dtype=loss_dtype,
+                    grad_method=method, grad_w=grad_w)  # fmt: skip
 
 
-def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+def _split(grad: Any) -> tuple[Any, Any]:
+    """(d/dx, d/d[W | b] or None) of what `evaluate` returned as the gradient."""
+    return (grad.x, grad.w) if isinstance(grad, LinearGrad) else (grad, None)
+
+
+def _same_bits(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     """Bit-identical (NaN payloads included), as a repeated call must be to be reproducible."""
+    if a is None or b is None:
+        return a is b
     a, b = np.asarray(a), np.asarray(b)
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()

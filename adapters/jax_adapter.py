@@ -36,13 +36,14 @@ float16 and bfloat16 cases still compute in their dtype; `evaluate` raises if a 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from adapters.base import Adapter, Api, Recipe, Unavailable, make_function, py
+from adapters.base import Adapter, Api, LinearGrad, MemoryCounters, Recipe, Unavailable, make_function, py
 from cases.spec import Inputs, LossSpec
 
 INTEGER = "optax.losses.softmax_cross_entropy_with_integer_labels"
@@ -212,6 +213,36 @@ def _sigmoid(spec: LossSpec) -> tuple[Recipe, Recipe]:
     return native, Recipe("matched", "\n".join(lines))
 
 
+# -- a linear head (LossSpec.linear): x holds hidden states E (N, D), W the classifier (C, D), b its bias -------------
+# optax has no chunked loss: `native` is the obvious port (the N x C logits, then the optax call); `matched` is what
+# a JAX user writes to never hold them: lax.map over chunks of rows, each chunk's loss under jax.checkpoint so the
+# backward pass recomputes its logits instead of keeping them (scan's transpose sums dW over the chunks).
+LINEAR = f"{INTEGER}:linear"
+CHUNK = "rows = max(8, x.shape[0] * x.shape[1] // W.shape[0])  # a chunk's logits as large as x, 8 rows at least"
+
+
+def _linear(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    head = "x @ W.T + b" if spec.bias else "x @ W.T"
+    native = _integer_labels(dataclasses.replace(spec, linear=False, bias=False))[0]
+    if native.code is not None:
+        native = Recipe("native", f"x = {head}  # the logits, all N x C of them\n{native.code}")
+    logits = head.replace("x @", "e @")
+    lines = [*_index_prologue(spec), CHUNK,
+             "@jax.checkpoint  # the backward pass recomputes a chunk's logits: they are never all alive",
+             "def row_loss(e, t):  # one row's loss; lax.map runs it on `rows` rows at a time (vmapped)"]  # fmt: skip
+    if spec.label_smoothing:  # -(1-e) w[y] log p[y] - (e/C) sum_c w[c] log p[c]
+        e, wt = py(spec.label_smoothing), "w[t] * " if spec.weighted else ""
+        wlogp = "(w * logp)" if spec.weighted else "logp"
+        lines += [f"    logp = jax.nn.log_softmax({logits})",
+                  f"    return -(1 - {e}) * {wt}logp[t] - {e} / logp.shape[-1] * {wlogp}.sum()"]  # fmt: skip
+    else:
+        lines.append(f"    return {INTEGER}({logits}, t)")
+    lines.append("loss = jax.lax.map(lambda a: row_loss(*a), (x, y), batch_size=rows)")
+    if spec.weighted and not spec.label_smoothing:
+        lines.append("loss = w[y] * loss")
+    return native, Recipe("matched", "\n".join(lines + _index_epilogue(spec)))
+
+
 APIS = (
     Api(INTEGER, lambda s: s.family == "softmax" and s.target == "index", _integer_labels),
     # Distributions; index targets only where optax needs one-hot labels anyway: label smoothing.
@@ -222,6 +253,7 @@ APIS = (
     ),
     Api(SAFE, lambda s: s.family == "softmax" and s.target == "prob", lambda s: _distribution(SAFE, s)),
     Api(SIGMOID, lambda s: s.family == "sigmoid" and s.input in ("logits", "probs"), _sigmoid),
+    Api(LINEAR, lambda s: s.family == "softmax", _linear, linear=True),
 )
 
 
@@ -234,6 +266,12 @@ class JaxAdapter(Adapter):
     """
 
     name = "jax"
+    layout = "classes LAST: pass np.moveaxis(x, 1, -1) (and probability targets likewise); int32 index targets"
+    float64_note = (
+        'In float64, run `jax.config.update("jax_enable_x64", True)` first (at start-up, before any array is '
+        "made): without it JAX silently computes in float32."
+    )
+    names = "`jax`, `jnp`, `optax`"
     modules = ("jax", "jaxlib", "optax")
     distributions = ("jax",)
     also = ("jaxlib", "optax")
@@ -289,12 +327,20 @@ class JaxAdapter(Adapter):
             return str(e).splitlines()[0]
         return None
 
-    def _value_and_grad(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """jit(value_and_grad) of `fn`, kept so that jit's own cache serves later shapes and dtypes."""
-        if fn not in self._jitted:
+    def _value_and_grad(self, fn: Callable[..., Any], head: int = 0) -> Callable[..., Any]:
+        """jit(value_and_grad) of `fn` (with respect to x and a linear head's `head` arrays W, b), kept so that
+        jit's own cache serves later shapes and dtypes."""
+        if (fn, head) not in self._jitted:
             jax, _, _ = self._import()
-            self._jitted[fn] = jax.jit(jax.value_and_grad(_summed(fn), has_aux=True))
-        return self._jitted[fn]
+            self._jitted[(fn, head)] = jax.jit(jax.value_and_grad(_summed(fn), _argnums(head), has_aux=True))
+        return self._jitted[(fn, head)]
+
+    def _head(self, inputs: Inputs, dtype: str, device: str) -> tuple[Any, ...]:
+        """A linear head's (W,) or (W, b) on the device (`LossSpec.linear`); () for a loss of logits."""
+        if inputs.classifier is None:
+            return ()
+        arrays = (inputs.classifier, inputs.bias) if inputs.bias is not None else (inputs.classifier,)
+        return tuple(self._stage(LossSpec(), Inputs(a, inputs.target), dtype, device)[0] for a in arrays)
 
     def _stage(self, spec: LossSpec, inputs: Inputs, dtype: str, device: str) -> tuple[Any, Any, Any]:
         """x, y, w on the JAX device."""
@@ -338,15 +384,19 @@ class JaxAdapter(Adapter):
         jax, jnp, _ = self._import()
         dt = jnp.dtype(getattr(jnp, dtype))
         x, y, w, s = self._stage(spec, inputs, dtype, device)
+        head = self._head(inputs, dtype, device)
         if mode == "compiled":
-            (_, loss), grad = self._value_and_grad(fn)(x, y, w, s)
+            (_, loss), grad = self._value_and_grad(fn, len(head))(x, y, w, s, *head)
         else:
             with jax.disable_jit():
-                (_, loss), grad = jax.value_and_grad(_summed(fn), has_aux=True)(x, y, w, s)
-        if loss.dtype != dt or grad.dtype != dt:
-            raise RuntimeError(f"computed in {loss.dtype}/{grad.dtype}, not {dtype}: a promotion in the recipe")
+                (_, loss), grad = jax.value_and_grad(_summed(fn), _argnums(len(head)), has_aux=True)(x, y, w, s, *head)
+        grads = grad if head else (grad,)
+        if loss.dtype != dt or any(g.dtype != dt for g in grads):
+            got = "/".join(str(a.dtype) for a in (loss, *grads))
+            raise RuntimeError(f"computed in {got}, not {dtype}: a promotion in the recipe")
         value = np.asarray(loss).astype(np.float64, copy=False)
-        return value, np.asarray(grad).astype(np.float64, copy=False), str(loss.dtype)
+        grad, *params = (np.asarray(g).astype(np.float64, copy=False) for g in grads)
+        return value, (LinearGrad.of(grad, *params) if head else grad), str(loss.dtype)
 
     def timer(
         self, code: str, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str, pass_: str
@@ -356,28 +406,49 @@ class JaxAdapter(Adapter):
         jax, jnp, optax = self._import()
         fn = make_function(code, {"jax": jax, "jnp": jnp, "optax": optax})  # not the cached one: jit anew
         x, y, w, s = self._stage(spec, inputs, dtype, device)
+        head = self._head(inputs, dtype, device)  # a linear head's W, b: differentiated too
         if pass_ == "forward":
             step = fn
         else:
 
-            def total(x: Any, y: Any, w: Any, s: Any) -> Any:
-                loss = fn(x, y, w, s)
+            def total(x: Any, y: Any, w: Any, s: Any, *head: Any) -> Any:
+                loss = fn(x, y, w, s, *head)
                 return loss.sum() if loss.ndim else loss
 
-            step = jax.grad(total)
+            step = jax.grad(total, _argnums(len(head)))
         if mode == "compiled":
             step = jax.jit(step)
-        return (lambda: step(x, y, w, s)), jax.block_until_ready
+        self._compiled_step = (step, (x, y, w, s, *head)) if mode == "compiled" else None
+        return (lambda: step(x, y, w, s, *head)), jax.block_until_ready
+
+    def memory_counters(self, device: str) -> MemoryCounters | None:
+        """For a jitted call (`timer`'s last): the bytes XLA's compiled program allocates beside its arguments,
+        temporaries and outputs (``memory_analysis``; XLA keeps its buffers between calls, so the resident set
+        would not show them). None for an eager one (the resident set, which may not show them either)."""
+        if getattr(self, "_compiled_step", None) is None:
+            return None
+        step, args = self._compiled_step
+
+        def peak() -> int:
+            stats = step.lower(*args).compile().memory_analysis()
+            return int(stats.temp_size_in_bytes + stats.output_size_in_bytes)
+
+        return MemoryCounters("XLA memory_analysis (temp + output)", lambda: None, peak, lambda: 0)
 
 
 def _summed(fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
     """`fn` as (the value to differentiate, the loss): for `none`, the gradient of the sum."""
 
-    def total(x: Any, y: Any, w: Any, s: Any) -> tuple[Any, Any]:
-        loss = fn(x, y, w, s)
+    def total(x: Any, y: Any, w: Any, s: Any, *head: Any) -> tuple[Any, Any]:
+        loss = fn(x, y, w, s, *head)
         return (loss.sum() if loss.ndim else loss), loss
 
     return total
+
+
+def _argnums(head: int) -> int | tuple[int, ...]:
+    """What to differentiate: x, and a linear head's `head` arrays (W, b) after (x, y, w, s)."""
+    return (0, *range(4, 4 + head)) if head else 0
 
 
 def _release(version: str) -> tuple[int, ...]:

@@ -28,6 +28,26 @@ Sigmoid family, element-wise with ``t' = (1-e) t + e/2`` and pos_weight ``w`` on
 
   mean divides by the number of elements. Gradients are of the reduced loss; for ``none``, of the sum.
 
+A linear head (`LossSpec.linear`): x holds hidden states E (N, D), the logits are z = E Wᵀ + b with a classifier
+W (C, D) and bias b (C,), and the loss is the one above of z. With G = dL/dz (the gradient above, of z):
+
+  dL/dE = G W    (N, D)         dL/dW = Gᵀ E    (C, D)         dL/db = sum_i G[i, :]    (C,)
+
+  (W and b are judged as one parameter [W | b] (C, D+1): b is W's column for a constant input 1.) Computed in a
+  dtype D, the logits are materialised in D: each dot product accumulated in float64 and rounded once (the most
+  accurate a D implementation can store; frameworks accumulate half-precision products in float32, whose error is
+  far below the rounding to D); likewise G W and Gᵀ E of the G computed in D.
+
+  Error scales: the logits' own rounding grows with A = |E| |W|ᵀ + |b| (a dot product's), and an error δz moves
+  G by r S p (δz - p·δz) (r: 1/D for a mean, else 1), so with s_G the scale of G above,
+  s'_G = s_G + r |S| p (A + sum_c p A), and
+
+  value:  scale(z) + sum_c |G| A (per element for ``none``, else summed: G is of the reduced loss);
+  dE:     (s'_G + k_C |G|) |W|;    dW: (s'_G + k_N |G|)ᵀ |E|;    db: sum_i (s'_G + k_N |G|),
+          k_K = sqrt(K) / (2 + log2 C): a dot product of K terms summed one after another (a matrix-vector product:
+          a one-row chunk's dE) rounds like 4 sqrt(K) eps sum|terms| (the probabilistic bound), beyond tol's
+          4 (2 + log2 C) eps, which a blocked product's error stays within.
+
 Forms that do not cancel (the reference must be more accurate than what it judges):
 
   log p[c] = (x[c] - m) - log1p(sum_{c' != j} exp(x[c'] - m)),  m = x[j] = max_c x[c]
@@ -74,7 +94,8 @@ class Semantics:
       labels: how labels equal to ignore_index are read: ``ignore`` (dropped); or, by an API without
         ignore_index, as labels: ``zero`` (a zero one-hot row), ``zero_row`` (a zero row whose gradient
         is softmax(x), as softmax_cross_entropy_with_logits gives), ``clip`` (into [0, C-1]), ``wrap``
-        (mod C), ``nan`` (a NaN loss: a gather that fills; negative labels wrap once first),
+        (mod C), ``nan`` (a NaN loss: a gather that fills; negative labels wrap once first), ``nan_value``
+        (the same NaN in the value only: a NaN class weight whose element the API masks, gradient and all),
         ``nan_rows`` (XLA's sparse softmax cross-entropy: loss and gradient row NaN, counted in the mean).
       smoothing: ``uniform`` (e/C), ``others`` (e/(C-1) to the others, 1-e to the target), ``half``
         (e/2), ``last_axis`` (sigmoid: e/K with K the last axis' size); ``classes`` (every class' w[c]:
@@ -82,13 +103,26 @@ class Semantics:
       smoothing_order: ``folded`` (e/C in the coefficients) or ``split`` (PyTorch's order:
         (1-e) NLL + e/C sum_c -w[c] log p[c], each part reduced on its own): the same in exact arithmetic,
         not in float16, where the class sum of a 100-class confident batch overflows.
-      class_weights: ``class`` (w[c] on each class term) or ``sample`` (w[y] scales the element).
+      class_weights: ``class`` (w[c] on each class term) or ``sample`` (w[y] scales the element), or ``targets``
+        (Paddle's soft labels): with t' the unweighted (smoothed) target, each element's loss
+        ``-sum_c t'[i, c] log p[i, c]`` times ``omega_i = sum_c w[c] t'[i, c]`` (``t' @ w``), and the mean divides by
+        ``sum_i omega_i`` (the sum of w[y_i] for a one-hot t', the canonical denominator).
       targets: ``as_given`` or ``normalised`` (probability targets divided by their sum).
       probs_renormalised: probabilities divided by their sum over the classes before the log: ``""``,
         ``before_clip`` (Keras CategoricalCrossentropy) or ``after_clip`` (SparseCategoricalCrossentropy:
         log_softmax of the log of the clipped probabilities).
-      probs_clip: probabilities clipped to [1e-7, 1 - 1e-7] (bounds in the dtype) before the log.
+      probs_clip: probabilities clipped to [1e-7, 1 - 1e-7] (bounds in the dtype) before the log; for softmax
+        logits, the softmax' probabilities (a hand-written softmax, clipped, then logged).
       log_clamp: logs clamped at -100, gradient (p - t) / max(p (1 - p), 1e-12) (sigmoid).
+      log_clamp_grad: with `log_clamp`, that gradient (``backward``, BCELoss') or ``autodiff`` (the clamp
+        differentiated, as MLX's clip is: -[log p > -100] t / p + [log(1-p) > -100] (1-t) / (1-p), where a clamped
+        log passes 0 and log's 1/p still divides it: 0/0 = NaN at p = 0 or 1).
+      sigmoid_grad: sigmoid logits: the gradient's sigmoid(x) computed ``direct``ly or as ``one_minus``
+        sigmoid(-x) (MLX's logaddexp VJP): the same in exact arithmetic, in a low dtype it cancels where x << 0.
+      lse_once: logits: the log-sum-exp counted once with the max m held constant (MLX's probability targets),
+        l = (lse - m) - sum_c a_c (x_c - m) = -sum_c a_c log p_c + (1 - sum_c a_c)(lse - m): the canonical loss
+        only where the coefficients sum to 1 (with m held constant the gradient is softmax(x) - a:
+        ``grad=normalised_targets``).
       zero_log_zero: ``zero`` or ``nan`` (a zero coefficient times a -inf log is NaN).
       grad: ``exact`` or ``normalised_targets`` (softmax(x) - a, right only where a sums to 1).
       denominator: the mean's: ``canonical``, ``elements`` (N d1..dk), ``count`` (non-ignored elements),
@@ -103,6 +137,13 @@ class Semantics:
       accumulation: how a loss over micro-batches (`LossSpec.micro_batches`) is put together: ``batch`` (the
         full batch's loss, canonical) or ``mean_of_means`` (each micro-batch's mean, averaged: every
         micro-batch weighs the same whatever its number of kept labels).
+      keep_class_axis: ``none`` keeps a size-1 class axis in the loss, where the softmax ran: (N, 1, d1..dk) on
+        axis 1, (N, d1..dk, 1) with the last axis read as classes (Paddle's soft labels).
+      logit_floor: logits: x - max_c x clipped at this floor before the softmax, for the value and the gradient
+        (``S p' - a`` with p' the softmax of the clipped logits): Paddle's CPU softmax kernels clip at -64, so a
+        class more than 64 below the maximum has log p' ~ -64 and a -inf logit a probability ~e^-64 (-inf: none).
+      probs_rounded: the softmax of logits rounded to this many decimals before its log (None: not rounded),
+        as a printed softmax is (seed 004); the loss is then piecewise constant in x: its gradient is 0.
     """
 
     read: str = ""
@@ -115,6 +156,9 @@ class Semantics:
     probs_renormalised: str = ""
     probs_clip: bool = False
     log_clamp: bool = False
+    log_clamp_grad: str = "backward"
+    lse_once: bool = False
+    sigmoid_grad: str = "direct"
     zero_log_zero: str = "zero"
     grad: str = "exact"
     denominator: str = "canonical"
@@ -123,6 +167,9 @@ class Semantics:
     last_axis_mean: bool = False
     constants: str = ""
     accumulation: str = "batch"
+    keep_class_axis: bool = False
+    logit_floor: float = -math.inf
+    probs_rounded: int | None = None
 
 
 CANONICAL = Semantics()
@@ -151,6 +198,9 @@ class Evaluation:
     scale: np.ndarray
     grad_scale: np.ndarray | GradRows | None = None
     undefined: str = ""  # why the canonical loss has no value here (PyTorch raises); its NaNs mark where
+    # a linear head's (`LossSpec.linear`; `grad` is then d/dE): d/d[W | b] (C, D or D+1) and its error scale
+    grad_w: np.ndarray | None = None
+    grad_w_scale: np.ndarray | None = None
 
 
 def numpy_dtype(dtype: str) -> np.dtype:
@@ -238,15 +288,26 @@ def evaluate(
       semantics: the canonical rules, or the departures a variant models.
       scales: compute the gradient's error scale (`Evaluation.grad_scale`); the loss' is always made.
 
+    A linear head's loss (`LossSpec.linear`: x holds E, `Inputs.classifier` W) is that of its logits, with the
+    gradients with respect to E (`grad`) and to [W | b] (`Evaluation.grad_w`): module docstring.
+
     Returns:
       An `Evaluation` (arrays of `dtype`).
     """
+    if spec.linear:
+        return _linear(spec, inputs, dtype, semantics, scales)
     dt = numpy_dtype(dtype)
     sem = semantics
     if sem.reduction:
         spec = dataclasses.replace(spec, reduction=sem.reduction)
     if sem.read:
         spec = dataclasses.replace(spec, input=_read_as(spec.input, sem.read))
+    if sem.keep_class_axis:  # the loss of `none` with a size-1 class axis where the softmax ran
+        ev = evaluate(spec, inputs, dtype, lazy, dataclasses.replace(sem, keep_class_axis=False), scales)
+        if spec.reduction != "none" or spec.family != "softmax":
+            return ev
+        kept = (np.expand_dims(a, sem.class_axis) for a in (ev.value, ev.scale))
+        return dataclasses.replace(ev, value=next(kept), scale=next(kept))
     if spec.micro_batches:
         sizes = spec.micro_batches
         spec = dataclasses.replace(spec, micro_batches=())  # the canonical loss is the full batch's
@@ -255,6 +316,10 @@ def evaluate(
     with np.errstate(all="ignore"):
         if sem.class_axis != 1:
             return _other_class_axis(spec, inputs, dtype, sem, scales)
+        if sem.probs_rounded is not None and spec.family == "softmax" and spec.input == "logits":
+            return _rounded_probs(spec, inputs, dtype, sem, scales)
+        if sem.probs_clip and spec.family == "softmax" and spec.input == "logits":
+            return _clipped_softmax(spec, inputs, dtype, sem, scales)
         if sem.smoothing_order == "split" and spec.family == "softmax" and spec.target == "index":
             return _split_smoothing(spec, inputs, dtype, sem, scales)
         if spec.family == "softmax":
@@ -340,11 +405,17 @@ def softmax_targets(spec: LossSpec, inputs: Inputs, dt: np.dtype, sem: Semantics
             if e:
                 a *= 1 - e
                 a += e / dt.type(c)
-            a *= wc
+            if sem.class_weights == "targets":  # the element's loss times omega_i = t'[i] @ w
+                a *= (a * wc).sum(axis=1, keepdims=True, dtype=dt)
+            else:
+                a *= wc
             if sw is not None:
                 a *= np.expand_dims(sw[rows], 1)
             return a
 
+        if sem.class_weights == "targets" and sem.denominator == "canonical":  # sum_i omega_i = sum_c w[c] T'[c]
+            per_class = t.sum(axis=tuple(k for k in range(t.ndim) if k != 1), dtype=dt)
+            return Targets(prob, np.asarray(((1 - e) * per_class + e / dt.type(c) * elements) @ w, dt))
         return Targets(prob, elements if sem.denominator != "sample_sum" or sw is None else sw.sum(dtype=dt))
 
     y = np.asarray(inputs.target)
@@ -364,6 +435,8 @@ def softmax_targets(spec: LossSpec, inputs: Inputs, dt: np.dtype, sem: Semantics
         np.put_along_axis(a, np.expand_dims(y_safe[rows], 1), target_share, axis=1)  # ... the target's
         if sem.class_weights == "sample":
             a *= np.expand_dims(w_y[rows], 1)
+        elif sem.class_weights == "targets":  # the element's loss times omega_i = a'[i] @ w
+            a *= (a * wc).sum(axis=1, keepdims=True, dtype=dt)
         else:
             a *= wc
         a *= np.expand_dims(~ignored[rows], 1)  # ignored elements contribute nothing
@@ -377,6 +450,8 @@ def softmax_targets(spec: LossSpec, inputs: Inputs, dt: np.dtype, sem: Semantics
         d = np.asarray(np.count_nonzero(~ignored), dt)
     elif sem.denominator == "sample_sum":  # the canonical sum of w[y], each times its sample weight
         d = (w_y if sw is None else w_y * sw)[~ignored].sum(dtype=dt)
+    elif sem.class_weights == "targets":  # sum_i omega_i, omega_i = on w[y_i] + off (sum_c w[c] - w[y_i])
+        d = (off * w.sum(dtype=dt) + (on - off) * w_y)[~ignored].sum(dtype=dt)
     else:
         d = w_y.sum(dtype=dt)
     if sem.labels == "nan_rows":
@@ -414,7 +489,7 @@ def read_labels(y: np.ndarray, c: int, ignore_index: int | None, rule: str = "ig
         y_read = np.clip(y, 0, c - 1)
     elif rule == "wrap":
         y_read = np.mod(y, c)
-    elif rule == "nan":
+    elif rule in ("nan", "nan_value"):
         wrapped = np.where(y < 0, y + c, y)
         ignored = nan = hit & ((wrapped < 0) | (wrapped >= c))
         y_read = np.clip(wrapped, 0, c - 1)
@@ -483,6 +558,8 @@ def _softmax(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, lazy:
     the numbers depend neither on the block size nor on `lazy`.
     """
     x = np.asarray(inputs.x).astype(dt, copy=False)
+    if spec.input == "logits" and sem.logit_floor > -math.inf:  # x - max clipped at the floor (a copy)
+        x = np.maximum(x, x.max(axis=1, keepdims=True) + dt.type(sem.logit_floor))
     tg = softmax_targets(spec, inputs, dt, sem)
     out_shape = x.shape[:1] + x.shape[2:]  # the class axis summed away
     loss, scale = np.empty(out_shape, dt), np.empty(out_shape, dt)
@@ -504,6 +581,8 @@ def _softmax(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, lazy:
         else:
             logp = _probs_rows(xr, sem, dt)[0]
         loss[r], scale[r] = _terms(a, logp, logits, sem, dt)
+        if sem.lse_once and logits:  # + (1 - sum_c a)(lse - m); big_l is lse - m
+            loss[r] += (1 - a.sum(axis=1, dtype=dt)) * big_l[r][:, 0]
         if grad is not None:
             grad[r], gs = _grad_rows(spec, sem, xr, logp, a, _sums(tg, r), dt, gscale is not None)
             if gscale is not None:
@@ -690,6 +769,34 @@ def _other_class_axis(spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics
     return Evaluation(inner.value, grad, inner.scale, gscale)
 
 
+def _rounded_probs(spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: bool) -> Evaluation:
+    """The loss of log(round(softmax(x), k)): the log-probabilities' loss (NLL) of the rounded softmax, infinite
+    where a coefficient's probability rounds to 0; its gradient is 0 (the rounded loss is piecewise constant)."""
+    dt = numpy_dtype(dtype)
+    logp = _log_softmax_rows(np.asarray(inputs.x).astype(dt), dt)[0]
+    rounded = Inputs(np.log(np.round(np.exp(logp), sem.probs_rounded)), inputs.target, inputs.weight,
+                     inputs.sample_weight)  # fmt: skip
+    inner = dataclasses.replace(sem, probs_rounded=None, read="")  # x was read already: these are log-probabilities
+    ev = evaluate(dataclasses.replace(spec, input="log_probs"), rounded, dtype, semantics=inner, scales=scales)
+    zero = np.zeros(np.shape(inputs.x), dt)
+    return Evaluation(ev.value, zero, ev.scale, zero.copy() if scales else None, ev.undefined)
+
+
+def _clipped_softmax(spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: bool) -> Evaluation:
+    """The loss of log(clip(softmax(x))): the probabilities' loss (clipped, `Semantics.probs_clip`) of p = softmax(x),
+    and its gradient through the softmax, g = p g_p - p sum_c p_c g_p[c] (g_p = -a / p where the clip passes p, else
+    0: g = p sum_c a_c [inside] - a [inside]); error scales |p g_p| + p sum_c |p_c g_p[c]|."""
+    dt = numpy_dtype(dtype)
+    p = np.exp(_log_softmax_rows(np.asarray(inputs.x).astype(dt), dt)[0])
+    on_p = Inputs(p, inputs.target, inputs.weight, inputs.sample_weight)
+    inner = dataclasses.replace(sem, read="")  # x was read already: these are probabilities
+    ev = evaluate(dataclasses.replace(spec, input="probs"), on_p, dtype, semantics=inner, scales=scales)
+    pg = p * np.asarray(ev.grad)
+    grad = pg - p * pg.sum(axis=1, keepdims=True, dtype=dt)
+    gs = np.abs(pg) + p * np.abs(pg).sum(axis=1, keepdims=True, dtype=dt) if scales else None
+    return Evaluation(ev.value, grad, ev.scale, gs, ev.undefined)
+
+
 def _split_smoothing(spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: bool) -> Evaluation:
     """PyTorch's order for smoothed index targets: (1-e) NLL + (e/C) sum_c -w[c] log p[c], each reduced."""
     dt = numpy_dtype(dtype)
@@ -728,6 +835,8 @@ def _sigmoid(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, scale
         e_ax = np.exp(-ax)
         s = np.where(x >= 0, 1 / (1 + e_ax), e_ax / (1 + e_ax))  # sigmoid(x) ...
         s_neg = np.where(x >= 0, e_ax / (1 + e_ax), 1 / (1 + e_ax))  # ... and sigmoid(-x) = 1 - sigmoid(x), exactly
+        if sem.sigmoid_grad == "one_minus":  # sigmoid(-x) rounded to dt, then 1 - it in dt: cancels where x << 0
+            s = (dt.type(1) - (1 / (1 + np.exp(x.astype(np.float64)))).astype(dt)).astype(dt)
         grad = neg * s - pos * s_neg  # = s (pos + neg) - pos, without its cancellation as s -> 1 (t = 1)
         gscale = np.abs(s * (pos + neg)) + np.abs(pos)
     else:
@@ -743,7 +852,11 @@ def _sigmoid(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, scale
         neg_term = np.where(neg != 0, neg * log_q, dt.type(0))
         loss = -pos_term - neg_term
         scale = np.abs(pos_term) + np.abs(neg_term)
-        if sem.log_clamp:  # torch's BCE backward: (p - t) / max(p (1 - p), 1e-12 in the input's dtype)
+        if sem.log_clamp and sem.log_clamp_grad == "autodiff":  # a clamped log passes 0, divided by p: 0/0 at 0, 1
+            pos_grad = np.where(log_p > BCE_LOG_FLOOR, pos, dt.type(0)) / p
+            neg_grad = np.where(log_q > BCE_LOG_FLOOR, neg, dt.type(0)) / (1 - p)
+            grad, gscale = neg_grad - pos_grad, np.abs(pos_grad) + np.abs(neg_grad)
+        elif sem.log_clamp:  # torch's BCE backward: (p - t) / max(p (1 - p), 1e-12 in the input's dtype)
             floor = dt.type(quantize(np.asarray(BCE_GRAD_FLOOR), sem.constants or dt.name))
             grad = (p - t) / np.maximum(p * (1 - p), floor)
             gscale = (np.abs(p) + np.abs(t)) / np.maximum(p * (1 - p), floor)
@@ -771,3 +884,99 @@ def _sigmoid(spec: LossSpec, sem: Semantics, inputs: Inputs, dt: np.dtype, scale
         grad = grad / c
         gscale = None if gscale is None else gscale / c
     return _reduce(spec, sem, Evaluation(loss, grad, scale, gscale), d, dt)
+
+
+# -- a linear head ---------------------------------------------------------------------------------------------
+
+# Logit elements per block of rows in a linear head's chain rule (8 MiB of float64): few matmuls, small temporaries.
+LINEAR_BLOCK_ELEMENTS = 2**20
+LINEAR_LAZY_ELEMENTS = 2**24  # logits above which G is remade per block rather than held (3 copies of z fewer)
+
+
+def linear_logits(inputs: Inputs, dt: np.dtype) -> np.ndarray:
+    """z = E Wᵀ + b materialised in `dt`: accumulated in float64, rounded once."""
+    z = _mm(np.asarray(inputs.x, np.float64), np.asarray(inputs.classifier, np.float64).T)
+    if inputs.bias is not None:
+        z += np.asarray(inputs.bias, np.float64)
+    return z.astype(dt, copy=False)
+
+
+SMALL_PRODUCT = 2**27  # multiply-adds up to which `_mm` uses einsum's own loop
+
+
+def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b. A small product by einsum's single-threaded loop: BLAS's threads spend up to seconds synchronising
+    on one when the cores are busy (the parent shares them with the workers; measured 100x slower here); a
+    large one by BLAS, whose work amortises that."""
+    if a.shape[0] * a.shape[1] * b.shape[1] <= SMALL_PRODUCT:
+        return np.einsum("ij,jk->ik", a, b)
+    return a @ b
+
+
+def head_view(spec: LossSpec, inputs: Inputs) -> tuple[LossSpec, Inputs]:
+    """A linear head's loss seen as a loss of its logits: x the logits (float64), the spec as it is (a variant of
+    the head itself reads `LossSpec.linear`). Other specs as they are. What a variant's applicability reads
+    (`adapters.variants`)."""
+    if not spec.linear:
+        return spec, inputs
+    return spec, Inputs(linear_logits(inputs, np.dtype(np.float64)), inputs.target, inputs.weight)
+
+
+def _linear(spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: bool) -> Evaluation:
+    """The loss of z = E Wᵀ + b and its gradients with respect to E and [W | b], with their error scales
+    (module docstring), the chain rule taken a block of rows of G at a time (G is as large as the logits)."""
+    dt = numpy_dtype(dtype)
+    acc = np.dtype(np.float64)  # each dot product accumulated in float64, its result rounded to dt once
+    e, w = np.asarray(inputs.x, acc), np.asarray(inputs.classifier, acc)
+    z = linear_logits(inputs, dt)
+    inner = dataclasses.replace(spec, linear=False, bias=False)
+    lazy = z.size > LINEAR_LAZY_ELEMENTS  # G remade a block at a time when read: a pass per read, no copy of z
+    with np.errstate(all="ignore"):
+        ev = evaluate(inner, Inputs(z, inputs.target, inputs.weight), dtype, lazy=lazy, semantics=sem, scales=scales)
+    n, c = z.shape
+    bias = inputs.bias is not None
+    if scales:  # r S of each element (module docstring): the logits' rounding moves G by r S p (δz - p·δz)
+        reduced = dataclasses.replace(inner, reduction=sem.reduction or inner.reduction)
+        tg = softmax_targets(reduced, Inputs(z, inputs.target, inputs.weight), np.dtype(np.float64), sem)
+        d = abs(float(tg.denominator)) if reduced.reduction == "mean" else 1.0
+        r_of = 0.0 if d == 0 or not np.isfinite(d) else 1.0 / d
+    grad_e = np.empty(e.shape, acc)
+    grad_w = np.zeros((c, w.shape[1] + bias), acc)
+    if scales:
+        e_abs, w_abs = np.abs(e), np.abs(w)
+        b_abs = None if not bias else np.abs(np.asarray(inputs.bias))
+        scale_e, scale_w = np.empty(e.shape), np.zeros(grad_w.shape)
+        extra = np.empty(n)  # per element: sum_c |G| A, the logits' rounding carried into the loss
+    seq_c, seq_n = (np.sqrt(k) / (2 + np.log2(c)) for k in (c, n))
+    step = max(1, LINEAR_BLOCK_ELEMENTS // c)
+    with np.errstate(all="ignore"):
+        for i in range(0, n, step):
+            r = slice(i, min(i + step, n))
+            g = np.asarray(ev.grad[r]).astype(acc)
+            grad_e[r] = _mm(g, w)
+            grad_w[:, : w.shape[1]] += _mm(g.T, e[r])
+            if bias:
+                grad_w[:, -1] += g.sum(axis=0, dtype=acc)
+            if not scales:
+                continue
+            a = _mm(e_abs[r], w_abs.T)  # |E| |W|ᵀ + |b|: what the logits' rounding grows with
+            if b_abs is not None:
+                a += b_abs
+            p = np.exp(_log_softmax_rows(z[r].astype(np.float64), np.dtype(np.float64))[0])
+            rs = r_of * np.abs(tg.coefficients(r).sum(axis=1, keepdims=True))
+            gs = np.asarray(ev.grad_scale[r], np.float64) + rs * p * (a + (p * a).sum(axis=1, keepdims=True))
+            g_abs = np.abs(g)
+            extra[r] = (g_abs * a).sum(axis=1)
+            # dot products of C (dE) and N (dW) terms summed one after another (a matrix-vector product, a one-row
+            # chunk): their rounding grows like sqrt(K), not tol's log2 C (module docstring)
+            scale_e[r] = _mm(gs + g_abs * seq_c, w_abs)
+            scale_w[:, : w.shape[1]] += _mm((gs + g_abs * seq_n).T, e_abs[r])
+            if bias:
+                scale_w[:, -1] += (gs + g_abs * seq_n).sum(axis=0)
+    grad_e, grad_w = grad_e.astype(dt, copy=False), grad_w.astype(dt, copy=False)
+    value, scale = ev.value, ev.scale
+    if not scales:
+        return Evaluation(value, grad_e, scale, None, ev.undefined, grad_w, None)
+    extra_scale = extra if np.ndim(scale) else extra.sum()
+    scale = np.asarray(np.asarray(scale, np.float64) + extra_scale).astype(dt)
+    return Evaluation(value, grad_e, scale, scale_e.astype(dt), ev.undefined, grad_w, scale_w.astype(dt))

@@ -38,31 +38,32 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from adapters.base import Adapter, Api, Recipe, Unavailable, make_function, py, unsupported
+from adapters import keras_recipes
+from adapters.base import (
+    Adapter,
+    Api,
+    LinearGrad,
+    MemoryCounters,
+    Recipe,
+    Unavailable,
+    make_function,
+    py,
+    unsupported,
+)
+from adapters.keras_recipes import TF, sigmoid_input, smooth_sigmoid, softmax_input
 from cases.spec import Inputs, LossSpec, aligned
 
 DISTRIBUTIONS = ("tensorflow-cpu", "tensorflow", "tensorflow-macos", "tf-nightly")
-KERAS_DTYPE = "keras.backend.result_type(x.dtype, 'float32')"
-CLAMP = "x = tf.maximum(x, x.dtype.min)  # a -inf logit gives 0 * inf = NaN even where its label is 0"
-NAN_IF_ALL_IGNORED = "loss = tf.where(tf.reduce_any(keep), loss, float('nan'))  # PyTorch: NaN when all are ignored"
-
-
-@contextlib.contextmanager
-def _global_policy(keras: Any, name: str) -> Iterator[None]:
-    """Keras' global dtype policy set to `name` for the block, then restored."""
-    before = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(before)
+CLAMP = TF.clamp
+# The pieces the tf.nn recipes share with the Keras ones (adapters/keras_recipes.py, in tf.* spelling)
+_join, _reduce, _keep, _soft_labels = TF.join, TF.reduce, TF.keep, TF.soft_labels
+_smooth_sigmoid = smooth_sigmoid
 
 
 def load_tensorflow() -> tuple[Any, Any]:
@@ -93,133 +94,12 @@ def _tf_device(device: str) -> str:
     return "/CPU:0" if device == "cpu" else "/GPU:" + device.partition(":")[2]
 
 
-def _join(*lines: str | None) -> str:
-    """The snippet's lines; ``l = X`` followed by ``loss = f(l)`` becomes ``loss = f(X)``."""
-    kept = "\n".join(line for line in lines if line).split("\n")
-    if len(kept) > 1 and kept[-2].startswith("l = ") and "#" not in kept[-2]:
-        last = re.fullmatch(r"loss = (tf\.reduce_(?:sum|mean)\()?l(\)?)", kept[-1])
-        if last and bool(last.group(1)) == bool(last.group(2)):
-            kept[-2:] = [f"loss = {last.group(1) or ''}{kept[-2][4:]}{last.group(2) or ''}"]
-    return "\n".join(kept)
-
-
-# -- shared pieces -------------------------------------------------------------------------------
-
-
-def _reduce(spec: LossSpec, cast: bool = False) -> str:
-    """Canonical reduction of the per-element loss ``l`` (ignored elements already 0 in it), sample weights
-    first: a plain multiplier of each element's loss, the denominator unchanged. `cast`: the denominator
-    in l's dtype (Keras' float32 losses of half-precision inputs)."""
-    if spec.sample_weighted:
-        rest = _reduce(dataclasses.replace(spec, sample_weighted=False), cast=True)
-        return "l = l * tf.cast(s, l.dtype)  # sample weights\n" + rest
-    if spec.reduction == "none":
-        return "loss = l"
-    if spec.reduction == "sum":
-        return "loss = tf.reduce_sum(l)"
-    if spec.family == "sigmoid" or spec.target == "prob" or not (spec.weighted or spec.ignore_index is not None):
-        return "loss = tf.reduce_mean(l)"
-    # Index targets: divide by the summed weight of the kept targets. tf.where (not a 0/1 mask)
-    # keeps the gradient 0, not inf * 0, when that sum is 0 and the value is 0/0 = NaN.
-    if spec.weighted:
-        d = "tf.gather(w, y)" if spec.ignore_index is None else "tf.where(keep, tf.gather(w, y), 0)"
-    else:
-        d = "tf.cast(keep, l.dtype)"
-    d = f"tf.cast({d}, l.dtype)" if cast and not d.startswith("tf.cast") else d
-    return f"loss = tf.reduce_sum(l) / tf.reduce_sum({d})"
-
-
 def _native_reduce(spec: LossSpec, expr: str) -> str:
     """The tf.nn port: the framework's own mean (tf.reduce_mean of the per-example losses, times s if any)."""
     expr = f"s * {expr}" if spec.sample_weighted else expr
     return {"none": f"loss = {expr}", "sum": f"loss = tf.reduce_sum({expr})", "mean": f"loss = tf.reduce_mean({expr})"}[
         spec.reduction
     ]
-
-
-def _keep(spec: LossSpec) -> str | None:
-    if spec.ignore_index is None:
-        return None
-    return f"keep = y != {spec.ignore_index}\ny = tf.where(keep, y, 0)  # labels outside [0, C) raise on CPU"
-
-
-def _smooth_sigmoid(spec: LossSpec) -> str | None:
-    e = spec.label_smoothing
-    return f"y = y * {py(1 - e)} + {py(e / 2)}" if e else None
-
-
-_SUM_TO_ONE = "z = tf.reduce_sum({a}, axis=-1, keepdims=True)  # labels must sum to 1 for a correct gradient"
-
-
-def _soft_labels(spec: LossSpec) -> tuple[str | None, str, str | None]:
-    """Lines building the softmax labels, the labels expression, and the per-element factor.
-
-    Labels must sum to 1 for tf.nn.softmax_cross_entropy_with_logits' gradient, so where they may
-    not (probability targets, or class weights with smoothing) the coefficients ``a`` are
-    normalised and their row sum becomes the per-element factor.
-    """
-    e = spec.label_smoothing
-    smooth = f" * {py(1 - e)} + {py(e)} / x.shape[-1]" if e else ""
-    if spec.target == "index":
-        onehot = "tf.one_hot(y, x.shape[-1], dtype=x.dtype)"
-        if not (spec.weighted and e):
-            return f"t = {onehot}{smooth}", "t", ("tf.gather(w, y)" if spec.weighted else None)
-        a = f"a = ({onehot}{smooth}) * w"
-    else:
-        if not (e or spec.weighted):
-            return _SUM_TO_ONE.format(a="y"), "tf.math.divide_no_nan(y, z)", "z[..., 0]"
-        t = f"(y{smooth})" if e and spec.weighted else f"y{smooth}"
-        a = f"a = {t} * w" if spec.weighted else f"a = {t}"
-    return a + "\n" + _SUM_TO_ONE.format(a="a"), "tf.math.divide_no_nan(a, z)", "z[..., 0]"
-
-
-def _xlogy_softmax(spec: LossSpec) -> str:
-    """Probability inputs, computed from x itself: Keras clips and renormalises (module docstring).
-
-    tf.math.xlogy is 0 where the coefficient is 0 (also at x = 0) and its gradient a / x is 0 there.
-    """
-    e = spec.label_smoothing
-    smooth = f" * {py(1 - e)} + {py(e)} / x.shape[-1]" if e else ""
-    t = "tf.one_hot(y, x.shape[-1], dtype=x.dtype)" if spec.target == "index" else "y"
-    a = f"({t}{smooth}) * w" if spec.weighted else f"{t}{smooth}"
-    return _join(
-        "# Keras clips x to [1e-7, 1 - 1e-7] and renormalises it (keras/src/backend/tensorflow/nn.py): use log(x)",
-        _keep(spec),
-        f"l = -tf.reduce_sum(tf.math.xlogy({a}, x), axis=-1)",
-        "l = tf.where(keep, l, 0)" if spec.ignore_index is not None else None,
-        _reduce(spec),
-    )
-
-
-BCE_LOSS = """\
-@tf.custom_gradient
-def bce(x):  # torch.nn.BCELoss: logs clamped at -100, backward (p - t) / max(p (1 - p), 1e-12)
-    v = -(y * tf.maximum(tf.math.log(x), -100.0) + (1 - y) * tf.maximum(tf.math.log1p(-x), -100.0))
-    return v, lambda dv: dv * (x - y) / tf.maximum(x * (1 - x), tf.constant(1e-12, x.dtype))
-l = bce(x)"""
-
-
-def _xlogy_sigmoid(spec: LossSpec) -> str:
-    """Probabilities: Keras clips them, so compute from x itself; as PyTorch's BCELoss does where it can
-    (no pos_weight), with its log clamp and its gradient, departures from the exact loss included."""
-    pos = "w * y" if spec.weighted else "y"
-    return _join(
-        "# Keras clips x to [1e-7, 1 - 1e-7] (keras/src/backend/tensorflow/nn.py): use log(x), log1p(-x)",
-        _smooth_sigmoid(spec),
-        f"l = -(tf.math.xlogy({pos}, x) + tf.math.xlog1py(1 - y, -x))" if spec.weighted else BCE_LOSS,
-        _reduce(spec),
-    )
-
-
-def _native_sample_weight(spec: LossSpec) -> str:
-    """Keras' one sample_weight argument in the obvious port: the class weights w[y], the sample weights s."""
-    sw = [w for w, on in (("tf.gather(w, y)", spec.weighted and spec.target == "index"), ("s", spec.sample_weighted))
-          if on]  # fmt: skip
-    return f", sample_weight={' * '.join(sw)}" if sw else ""
-
-
-def _keras_reduction(spec: LossSpec) -> str:
-    return {"none": "'none'", "sum": "'sum'", "mean": "'sum_over_batch_size'"}[spec.reduction]
 
 
 # -- tf.nn ---------------------------------------------------------------------------------------
@@ -307,148 +187,33 @@ def _weighted_xent(spec: LossSpec) -> tuple[Recipe, Recipe]:
     return native, Recipe("matched", _join(_smooth_sigmoid(spec), f"l = {call}", _reduce(spec)))
 
 
-# -- Keras ---------------------------------------------------------------------------------------
-
-
-def _keras_args(**kwargs: Any) -> str:
-    return ", ".join(f"{k}={v}" for k, v in kwargs.items() if v is not None)
-
-
-def _categorical(spec: LossSpec) -> tuple[Recipe, Recipe]:
-    api = "keras.losses.CategoricalCrossentropy"
-    logits = spec.input == "logits"
-    e = spec.label_smoothing
-    if spec.target == "prob" and spec.weighted:
-        native = Recipe("native", None, f"{api} has no class-weight argument (sample_weight weights whole samples)")
-    else:
-        y = "tf.one_hot(y, x.shape[-1])" if spec.target == "index" else "y"
-        args = _keras_args(from_logits=logits, label_smoothing=py(e) if e else None, reduction=_keras_reduction(spec))
-        native = Recipe("native", f"loss = {api}({args})({y}, x{_native_sample_weight(spec)})")
-    if not logits:
-        return native, Recipe("matched", _xlogy_softmax(spec))
-
-    # Matched: Keras smooths one-hot labels as the reference does; class weights become sample
-    # weights (per-element factor), and the mean divides by the kept targets' summed weight.
-    lines = [CLAMP, _keep(spec)]
-    ii = spec.ignore_index is not None
-    if spec.target == "index" and not (spec.weighted and e):
-        labels, smoothing = "tf.one_hot(y, x.shape[-1])", (py(e) if e else None)
-        sw = "tf.gather(w, y)" if spec.weighted else None
-    else:
-        prep, labels, sw = _soft_labels(spec)
-        lines.append(prep)
-        smoothing = None
-    if ii:
-        sw = f"tf.where(keep, {sw}, 0)" if sw else "tf.cast(keep, x.dtype)"
-    reduction = _keras_reduction(spec)
-    if spec.sample_weighted:  # per-element losses (class weights in), then the canonical reduction
-        args = _keras_args(from_logits=True, label_smoothing=smoothing, reduction="'none'", dtype=KERAS_DTYPE)
-        lines += [f"l = {api}({args})({labels}, x{', sample_weight=' + sw if sw else ''})", _reduce(spec)]
-        return native, Recipe("matched", _join(*lines))
-    if spec.reduction == "mean" and spec.target == "index" and (spec.weighted or ii):
-        if spec.weighted and e:  # the sample weights are row sums of w * t', not w[y]: divide by hand
-            d = "tf.where(keep, tf.gather(w, y), 0)" if ii else "tf.gather(w, y)"
-            lines.append(f"d = tf.reduce_sum({d})")
-            sw, reduction = f"tf.math.divide_no_nan({sw}, d)", "'sum'"
-        else:
-            reduction = "'mean_with_sample_weight'"  # sum(w[y] * l) / sum(w[y]), PyTorch's weighted mean
-    args = _keras_args(from_logits=True, label_smoothing=smoothing, reduction=reduction, dtype=KERAS_DTYPE)
-    lines.append(f"loss = {api}({args})({labels}, x{', sample_weight=' + sw if sw else ''})")
-    if ii and spec.reduction == "mean":
-        lines.append(NAN_IF_ALL_IGNORED)
-    return native, Recipe("matched", _join(*lines))
-
-
-def _sparse_categorical(spec: LossSpec) -> tuple[Recipe, Recipe]:
-    api = "keras.losses.SparseCategoricalCrossentropy"
-    if spec.target != "index":
-        return unsupported(f"{api} takes class indices only")
-    if spec.label_smoothing:
-        return unsupported(
-            f"{api} has no label_smoothing argument; smoothing needs every class: "
-            "CategoricalCrossentropy(label_smoothing=...) on tf.one_hot(y, C)"
-        )
-    logits = spec.input == "logits"
-    ii = spec.ignore_index
-    args = _keras_args(from_logits=logits, ignore_class=ii, reduction=_keras_reduction(spec))
-    native = f"loss = {api}({args})(y, x{_native_sample_weight(spec)})"
-    if not logits:
-        return Recipe("native", native), Recipe("matched", _xlogy_softmax(spec))
-
-    # Keras masks ignore_class itself (loss and sample weight 0); only the weights' gather needs
-    # labels in [0, C), and 'mean_with_sample_weight' divides by the summed weight of the kept.
-    lines = []
-    sw = None
-    if spec.weighted:
-        sw = "tf.gather(w, y)" if ii is None else f"tf.gather(w, tf.where(y != {ii}, y, 0))"
-    if spec.sample_weighted:  # per-element losses (ignored ones 0, class weights in), the canonical reduction
-        args = _keras_args(from_logits=True, ignore_class=ii, reduction="'none'", dtype=KERAS_DTYPE)
-        lines += [f"l = {api}({args})(y, x{', sample_weight=' + sw if sw else ''})", _keep(spec), _reduce(spec)]
-        return Recipe("native", native), Recipe("matched", _join(*lines))
-    reduction = _keras_reduction(spec)
-    if spec.reduction == "mean" and spec.weighted:
-        reduction = "'mean_with_sample_weight'"
-    args = _keras_args(from_logits=True, ignore_class=ii, reduction=reduction, dtype=KERAS_DTYPE)
-    lines.append(f"loss = {api}({args})(y, x{', sample_weight=' + sw if sw else ''})")
-    if ii is not None and spec.reduction == "mean":
-        lines += [f"keep = y != {ii}", NAN_IF_ALL_IGNORED]
-    return Recipe("native", native), Recipe("matched", _join(*lines))
-
-
-def _binary(spec: LossSpec) -> tuple[Recipe, Recipe]:
-    api = "keras.losses.BinaryCrossentropy"
-    logits = spec.input == "logits"
-    e = spec.label_smoothing
-    if spec.weighted:
-        native = Recipe("native", None, f"{api} has no pos_weight argument (sample_weight scales both terms)")
-    else:
-        args = _keras_args(from_logits=logits, label_smoothing=py(e) if e else None, reduction=_keras_reduction(spec))
-        native = Recipe("native", f"loss = {api}({args})(y, x{_native_sample_weight(spec)})")
-    if not logits:
-        return native, Recipe("matched", _xlogy_sigmoid(spec))
-
-    # BinaryCrossentropy averages over the last axis: a trailing axis of 1 keeps every element; with sample
-    # weights the per-element losses are reduced by hand (the canonical reduction, sample weights first)
-    reduction = "'none'" if spec.sample_weighted else _keras_reduction(spec)
-    out = "l" if spec.sample_weighted else "loss"
-    if not spec.weighted:
-        args = _keras_args(
-            from_logits=True, label_smoothing=py(e) if e else None, reduction=reduction, dtype=KERAS_DTYPE
-        )
-        line = f"{out} = {api}({args})(y[..., None], x[..., None])"
-        return native, Recipe("matched", _join(line, _reduce(spec) if spec.sample_weighted else None))
-    args = _keras_args(from_logits=True, reduction=reduction, dtype=KERAS_DTYPE)
-    matched = _join(
-        _smooth_sigmoid(spec),
-        "k = w * y + 1 - y  # pos_weight w: k * bce(w * y / k) = w * y * softplus(-x) + (1 - y) * softplus(x)",
-        f"{out} = {api}({args})((w * y / k)[..., None], x[..., None], sample_weight=k)",
-        _reduce(spec) if spec.sample_weighted else None,
-    )
-    return native, Recipe("matched", matched)
-
-
-def _softmax_input(*inputs: str) -> Callable[[LossSpec], bool]:
-    return lambda s: s.family == "softmax" and s.input in inputs
-
-
-def _sigmoid_input(*inputs: str) -> Callable[[LossSpec], bool]:
-    return lambda s: s.family == "sigmoid" and s.input in inputs
+def _keras_linear(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    """A linear head (LossSpec.linear), Keras' naive composition: all N x C logits (tf.matmul), then
+    SparseCategoricalCrossentropy's own recipes of them."""
+    head = "x = tf.matmul(x, W, transpose_b=True)" + (" + b" if spec.bias else "") + "  # the logits, all N x C"
+    inner = dataclasses.replace(spec, linear=False, bias=False)
+    native, matched = TF.sparse_categorical(inner)
+    if spec.label_smoothing:  # smoothing needs every class: CategoricalCrossentropy of one-hot labels matches
+        matched = TF.categorical(inner)[1]
+    return tuple(r if r.code is None else Recipe(r.name, f"{head}\n{r.code}") for r in (native, matched))
 
 
 APIS = (
-    Api("tf.nn.softmax_cross_entropy_with_logits", _softmax_input("logits"), _softmax_xent),
+    Api("tf.nn.softmax_cross_entropy_with_logits", softmax_input("logits"), _softmax_xent),
     # NLLLoss ported to tf.nn: the obvious port applies log_softmax to the scores again
-    Api("tf.nn.sparse_softmax_cross_entropy_with_logits", _softmax_input("logits", "log_probs"), _sparse_xent),
-    Api("tf.nn.sigmoid_cross_entropy_with_logits", _sigmoid_input("logits"), _sigmoid_xent),
-    Api("tf.nn.weighted_cross_entropy_with_logits", _sigmoid_input("logits"), _weighted_xent),
-    Api("keras.losses.CategoricalCrossentropy", _softmax_input("logits", "probs"), _categorical),
-    Api("keras.losses.SparseCategoricalCrossentropy", _softmax_input("logits", "probs"), _sparse_categorical),
-    Api("keras.losses.BinaryCrossentropy", _sigmoid_input("logits", "probs"), _binary),
+    Api("tf.nn.sparse_softmax_cross_entropy_with_logits", softmax_input("logits", "log_probs"), _sparse_xent),
+    Api("tf.nn.sigmoid_cross_entropy_with_logits", sigmoid_input("logits"), _sigmoid_xent),
+    Api("tf.nn.weighted_cross_entropy_with_logits", sigmoid_input("logits"), _weighted_xent),
+    *TF.apis,  # keras.losses.CategoricalCrossentropy, SparseCategoricalCrossentropy, BinaryCrossentropy
+    Api("keras.losses.SparseCategoricalCrossentropy:linear", lambda s: s.family == "softmax", _keras_linear,
+        linear=True),
 )
 
 
 class TensorflowAdapter(Adapter):
     name = "tensorflow"
+    layout = "classes LAST: pass np.moveaxis(x, 1, -1) (and probability targets likewise)"
+    names = "`tf`, `keras`"
     modules = ("tensorflow", "keras")
     distributions = DISTRIBUTIONS
     also = ("keras",)
@@ -519,12 +284,21 @@ class TensorflowAdapter(Adapter):
         (the global policy, set for the call: what a model built under it hands its loss)."""
         tf, keras = load_tensorflow()
         x, y, w, s = self._stage(spec, inputs, dtype, device)
+        head = self._head(inputs, dtype, device)  # a linear head's W, b: differentiated too
         step = self._step(fn, mode == "compiled")
         with tf.device(_tf_device(device)), self._policy(keras, policy):
-            loss, grad = step(x, y, w, s)
+            loss, grads = step(x, y, w, s, *head)
             value = tf.cast(loss, tf.float64).numpy()
-            grad = np.zeros(tuple(x.shape)) if grad is None else tf.cast(tf.convert_to_tensor(grad), tf.float64).numpy()
-        return value, grad, loss.dtype.name
+            grads = [np.zeros(tuple(t.shape)) if g is None else tf.cast(tf.convert_to_tensor(g), tf.float64).numpy()
+                     for g, t in zip(grads, (x, *head), strict=True)]  # fmt: skip
+        return value, (LinearGrad.of(*grads) if head else grads[0]), loss.dtype.name
+
+    def _head(self, inputs: Inputs, dtype: str, device: str) -> tuple[Any, ...]:
+        """A linear head's (W,) or (W, b) on `device` (LossSpec.linear); () for a loss of logits."""
+        tf, _ = load_tensorflow()
+        arrays = () if inputs.classifier is None else (inputs.classifier, inputs.bias)
+        with tf.device(_tf_device(device)):
+            return tuple(tf.cast(tf.constant(a, tf.float64), tf.as_dtype(dtype)) for a in arrays if a is not None)
 
     def _step(self, fn: Callable[..., Any], compiled: bool) -> Callable[..., Any]:
         """(loss, d loss / dx) of `fn` (of the sum of the elements for reduction='none'), eager or XLA-compiled
@@ -533,11 +307,11 @@ class TensorflowAdapter(Adapter):
         if key not in self._steps:
             tf, _ = load_tensorflow()
 
-            def step(x: Any, y: Any, w: Any, s: Any) -> tuple[Any, Any]:
+            def step(x: Any, y: Any, w: Any, s: Any, *head: Any) -> tuple[Any, Any]:
                 with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    loss = fn(x, y, w, s)
-                return loss, tape.gradient(loss, x)
+                    tape.watch([x, *head])
+                    loss = fn(x, y, w, s, *head)
+                return loss, tape.gradient(loss, [x, *head])
 
             self._steps[key] = tf.function(step, jit_compile=True) if compiled else step
         return self._steps[key]
@@ -547,7 +321,7 @@ class TensorflowAdapter(Adapter):
             return contextlib.nullcontext()
         if policy not in self.policies:
             raise Unavailable(f"tensorflow has no policy {policy!r}")
-        return _global_policy(keras, policy)
+        return keras_recipes.global_policy(keras, policy)
 
     def timer(
         self, code: str, spec: LossSpec, inputs: Inputs, dtype: str, device: str, mode: str, pass_: str
@@ -555,17 +329,18 @@ class TensorflowAdapter(Adapter):
         tf, _ = load_tensorflow()
         fn = make_function(code, self.namespace())  # a fresh function: a compiler cache keyed by it starts empty
         x, y, w, s = self._stage(spec, inputs, dtype, device)
+        head = self._head(inputs, dtype, device)  # and W, b for a linear head
         if pass_ == "forward":
 
             def step() -> Any:
-                return fn(x, y, w, s)
+                return fn(x, y, w, s, *head)
         else:
 
             def step() -> Any:
                 with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    loss = fn(x, y, w, s)
-                return tape.gradient(loss, x)
+                    tape.watch([x, *head])
+                    loss = fn(x, y, w, s, *head)
+                return tape.gradient(loss, [x, *head])
 
         if mode == "compiled":
             step = tf.function(step, jit_compile=True)
@@ -578,6 +353,15 @@ class TensorflowAdapter(Adapter):
         if device != "cpu" and sync_devices is not None:
             return call, lambda result: sync_devices()
         return call, lambda result: None  # CPU ops have finished when they return
+
+    def memory_counters(self, device: str) -> MemoryCounters | None:
+        """TensorFlow's allocator count on the device (its pool keeps freed memory: the resident set would not see
+        a call reuse it)."""
+        tf, _ = load_tensorflow()
+        name = "CPU:0" if device == "cpu" else f"GPU:{device.partition(':')[2] or 0}"
+        info, reset = tf.config.experimental.get_memory_info, tf.config.experimental.reset_memory_stats
+        return MemoryCounters("tf.config.experimental.get_memory_info", lambda: reset(name),
+                              lambda: info(name)["peak"], lambda: info(name)["current"])  # fmt: skip
 
     def bandwidth_gbps(self, device: str) -> float | None:
         tf, _ = load_tensorflow()

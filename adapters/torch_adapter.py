@@ -10,12 +10,24 @@ https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from adapters.base import Adapter, Api, Code, Recipe, Unavailable, kwargs_code, make_function, unsupported
+from adapters.base import (
+    Adapter,
+    Api,
+    Code,
+    LinearGrad,
+    MemoryCounters,
+    Recipe,
+    Unavailable,
+    kwargs_code,
+    make_function,
+    unsupported,
+)
 from cases.spec import Inputs, LossSpec
 
 W = Code("w")
@@ -116,6 +128,90 @@ def _bce(spec: LossSpec) -> tuple[Recipe, Recipe]:
     return native, Recipe("matched", _smooth_binary(spec) + call)
 
 
+# -- a linear head (LossSpec.linear): x holds hidden states E (N, D), W the classifier (C, D), b its bias -------------
+# F.linear_cross_entropy is cross_entropy(linear(x, W, b), y, ...) (its docstring); with options= its chunked path
+# takes N in chunks, computing each chunk's logits and gradients inside forward and never all N x C logits
+# (torch/nn/modules/linear_cross_entropy_options.py). Chunks sum dW in their order: rounding, not semantics.
+LINEAR_NAIVE = "torch.nn.functional.cross_entropy:linear"
+LINEAR_CE = "torch.nn.functional.linear_cross_entropy"
+LINEAR_CHUNKED = "torch.nn.functional.linear_cross_entropy:chunked"
+CCE = "cut_cross_entropy.linear_cross_entropy"
+LIGER = "liger_kernel.transformers.functional.liger_fused_linear_cross_entropy"
+CCE_MISSING = (
+    "cut-cross-entropy is not installed: it depends on triton, which aborts the process when imported with a CPU "
+    "build of torch (its impl='torch_compile' path needs no GPU; pip install cut-cross-entropy where triton loads)"
+)
+LIGER_MISSING = "liger-kernel is not installed: its fused loss is a Triton kernel, which needs a GPU"
+
+
+def _linear_naive(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    logits = "F.linear(x, W, b)" if spec.bias else "x @ W.T"
+    code = f"logits = {logits}  # every N x C logit, kept for the backward pass\n"
+    code += f"loss = F.cross_entropy(logits, y, {_index_args(spec)})"
+    return Recipe("native", code), Recipe("matched", code)
+
+
+CHUNK_ROWS = (
+    "rows = max(8, x.shape[0] * x.shape[1] // W.shape[0])  # a chunk's logits as large as x, 8 rows at least: a "
+    "one-row chunk's dE is a matrix-vector product (class_sum=sequential)"
+)
+
+
+def _linear_ce(spec: LossSpec, chunked: bool = False) -> tuple[Recipe, Recipe]:
+    """The reference path (options=None), or the chunked one: `native` with the default options, `matched` with
+    chunks of 8 rows at least (the default picks one-row chunks on a CPU where N < 2 C / D)."""
+    if chunked and spec.label_smoothing:
+        return unsupported("the chunked path takes no label smoothing: options= is ignored (a warning) and the "
+                           "reference path runs")  # fmt: skip
+    args = ", ".join(a for a in ("linear_bias=b" if spec.bias else "", _index_args(spec)) if a)
+    code = f"loss = F.linear_cross_entropy(x, W, y, {args})"
+    if not chunked:
+        return Recipe("native", code), Recipe("matched", code)
+    options = "torch.nn.LinearCrossEntropyOptions(batch_chunk_size=rows, chunking_method=None)"
+    return (
+        Recipe("native", code.replace(")", ", options=torch.nn.LinearCrossEntropyOptions())")),
+        Recipe("matched", f"{CHUNK_ROWS}\n{code[:-1]}, options={options})"),
+    )
+
+
+def _cut_cross_entropy(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    """Apple's CCE: ``cce`` (Triton) skips gradient terms below the dtype's precision (filter_eps="auto"), unless
+    impl="cce_exact" (https://github.com/apple/ml-cross-entropy, README; users report bf16 gradient gaps: #14)."""
+    if importlib.util.find_spec("cut_cross_entropy") is None:
+        return unsupported(CCE_MISSING)
+    if spec.weighted or spec.label_smoothing:
+        return unsupported(f"{CCE} has no class weights or label smoothing")
+    args = kwargs_code(bias=Code("b") if spec.bias else None, ignore_index=spec.ignore_index, reduction=spec.reduction)
+    call = f"from cut_cross_entropy import linear_cross_entropy\nloss = linear_cross_entropy(x, W, y, {args}"
+    return (
+        Recipe("native", call + ")  # impl='cce', filter_eps='auto': gradient filtering"),
+        Recipe("matched", call + ", impl='cce_exact')  # no gradient filtering"),
+    )
+
+
+def _liger(spec: LossSpec) -> tuple[Recipe, Recipe]:
+    if importlib.util.find_spec("liger_kernel") is None:
+        return unsupported(LIGER_MISSING)
+    args = kwargs_code(bias=Code("b") if spec.bias else None, ce_weight=W if spec.weighted else None,
+                       ignore_index=spec.ignore_index, label_smoothing=spec.label_smoothing or None,
+                       reduction=spec.reduction)  # fmt: skip
+    code = f"from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy\n" \
+           f"loss = liger_fused_linear_cross_entropy(x, W, y, {args})"  # fmt: skip
+    return Recipe("native", code), Recipe("matched", code)
+
+
+def _softmax_head(s: LossSpec) -> bool:
+    return s.family == "softmax"
+
+
+LINEAR_APIS = (
+    Api(LINEAR_NAIVE, _softmax_head, _linear_naive, linear=True),
+    Api(LINEAR_CE, _softmax_head, _linear_ce, linear=True),
+    Api(LINEAR_CHUNKED, _softmax_head, lambda s: _linear_ce(s, chunked=True), linear=True),
+    Api(CCE, _softmax_head, _cut_cross_entropy, linear=True),
+    Api(LIGER, _softmax_head, _liger, linear=True),
+)
+
 APIS = (
     Api("torch.nn.functional.cross_entropy", lambda s: s.family == "softmax", _cross_entropy),
     Api(
@@ -133,11 +229,13 @@ APIS = (
         lambda s: s.family == "sigmoid" and s.input == "probs",
         _bce,
     ),
+    *LINEAR_APIS,
 )
 
 
 class TorchAdapter(Adapter):
     name = "torch"
+    names = "`torch`, `F` (torch.nn.functional)"
     modules = distributions = ("torch",)
     install_hint = "pip install -e '.[torch]' -c constraints.txt"
     apis = APIS
@@ -197,16 +295,36 @@ class TorchAdapter(Adapter):
         import torch
 
         x, y, w, s = self._stage(spec, inputs, dtype, device, grad=True)
+        head = self._head(inputs, dtype, device, grad=True)
         call = self._compiled(fn) if mode == "compiled" else fn
         with self._autocast(policy, device):
-            loss = call(x, y, w, s)
+            loss = call(x, y, w, s, *head)
         (loss.sum() if loss.dim() else loss).backward()
-        grad = x.grad if x.grad is not None else torch.zeros_like(x)
+        grad, *params = (_numpy(t.grad if t.grad is not None else torch.zeros_like(t)) for t in (x, *head))
         return (
-            loss.detach().to(device="cpu", dtype=torch.float64).numpy(),
-            grad.to(device="cpu", dtype=torch.float64).numpy(),
+            _numpy(loss.detach()),
+            LinearGrad.of(grad, *params) if head else grad,
             str(loss.dtype).removeprefix("torch."),
         )
+
+    def _head(self, inputs: Inputs, dtype: str, device: str, grad: bool) -> tuple[Any, ...]:
+        """A linear head's (W,) or (W, b) on the device (`LossSpec.linear`); () for a loss of logits."""
+        import torch
+
+        tdt = getattr(torch, dtype)
+        arrays = () if inputs.classifier is None else (inputs.classifier, inputs.bias)
+        return tuple(torch.as_tensor(a, dtype=tdt, device=device).requires_grad_(grad) for a in arrays if a is not None)
+
+    def memory_counters(self, device: str) -> MemoryCounters | None:
+        """The CUDA caching allocator's count (bytes of live tensors, not the pool it reserved)."""
+        if not device.startswith("cuda"):
+            return None
+        import torch
+
+        return MemoryCounters(
+            "torch.cuda.max_memory_allocated", lambda: torch.cuda.reset_peak_memory_stats(device),
+            lambda: torch.cuda.max_memory_allocated(device), lambda: torch.cuda.memory_allocated(device),
+        )  # fmt: skip
 
     def _compiled(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if fn not in self._compiled_fns:
@@ -234,16 +352,17 @@ class TorchAdapter(Adapter):
             # compile every later shape as a dynamic-shape kernel
             fn = torch.compile(fn, dynamic=False)
         x, y, w, s = self._stage(spec, inputs, dtype, device, grad=pass_ == "forward_backward")
+        head = self._head(inputs, dtype, device, grad=pass_ == "forward_backward")  # and W, b for a linear head
         if pass_ == "forward":
 
             def call() -> Any:
                 with torch.no_grad():
-                    return fn(x, y, w, s)
+                    return fn(x, y, w, s, *head)
         else:
 
             def call() -> Any:
-                loss = fn(x, y, w, s)
-                return torch.autograd.grad(loss.sum() if loss.dim() else loss, x)[0]  # x.grad untouched
+                loss = fn(x, y, w, s, *head)
+                return torch.autograd.grad(loss.sum() if loss.dim() else loss, (x, *head))  # .grad untouched
 
         if device.startswith("cuda"):
             return call, lambda result: torch.cuda.synchronize(device)
@@ -268,3 +387,10 @@ class TorchAdapter(Adapter):
 
 
 ADAPTER = TorchAdapter()
+
+
+def _numpy(t: Any) -> np.ndarray:
+    """A tensor as float64 NumPy on the host."""
+    import torch
+
+    return t.to(device="cpu", dtype=torch.float64).numpy()

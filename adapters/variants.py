@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.reference import CANONICAL, Evaluation, Semantics, evaluate, out_of_range, softmax_targets
+from adapters.reference import CANONICAL, Evaluation, Semantics, evaluate, head_view, out_of_range, softmax_targets
 from cases.spec import Inputs, LossSpec
 
 F64 = np.dtype(np.float64)
@@ -36,6 +36,8 @@ class Variant:
       dtype: for ``computed_in=D``: the dtype the canonical loss is computed in.
       first: tried before the others (registered ones included) where it applies: it names the rule at work
         where others give the same numbers by accident.
+      registered_only: tried only for the APIs the known-differences registry lists it for (a departure only
+        hand-written code makes: elsewhere it would only name a coincidence, as an infinite value-only row).
     """
 
     name: str
@@ -45,6 +47,7 @@ class Variant:
     changes: Mapping[str, Any] = field(default_factory=dict)
     dtype: str | None = None
     first: bool = False
+    registered_only: bool = False
 
     def conflicts(self, other: Variant) -> bool:
         """Both set the same field (to different values): they cannot combine."""
@@ -63,8 +66,9 @@ def evaluate_variants(
     variants: tuple[Variant, ...], spec: LossSpec, inputs: Inputs, dtype: str = "float64", constants: str = ""
 ) -> Evaluation | None:
     """The loss as the combined `variants` compute it, in `dtype` (None if one does not apply or two
-    conflict); `constants`: the dtype the variants' constants are rounded to (clip bounds), if not `dtype`."""
-    if not all(v.applies(spec, inputs) for v in variants):
+    conflict); `constants`: the dtype the variants' constants are rounded to (clip bounds), if not `dtype`.
+    A variant applies to a linear head where it applies to its logits (`head_view`)."""
+    if variants and not all(v.applies(*head_view(spec, inputs)) for v in variants):
         return None
     if any(a.conflicts(b) for i, a in enumerate(variants) for b in variants[i + 1 :]):
         return None
@@ -129,6 +133,24 @@ def _softmax_probs(s: LossSpec, i: Inputs) -> bool:
     return _softmax(s, i) and s.input == "probs"
 
 
+def _clipped_softmax(s: LossSpec, i: Inputs) -> bool:
+    """Logits whose softmax a clip to [1e-7, 1 - 1e-7] changes where it counts: a probability outside the bounds
+    (smoothing and probability targets weigh every class), or, for one-hot targets, the target's own."""
+    if not (_softmax(s, i) and s.input == "logits"):
+        return False
+    x = np.asarray(i.x, np.float64)
+    with np.errstate(all="ignore"):
+        m = x.max(axis=1, keepdims=True)
+        logp = x - m - np.log(np.exp(x - m).sum(axis=1, keepdims=True))
+        outside = (logp < np.log(1e-7)) | (np.log1p(-np.exp(logp)) < np.log(1e-7))
+    if s.target == "prob" or s.label_smoothing:
+        return bool(outside.any())
+    y = np.asarray(i.target)
+    kept = (y >= 0) & (y < x.shape[1]) & ((y != s.ignore_index) if s.ignore_index is not None else True)
+    at_y = np.take_along_axis(outside, np.expand_dims(np.where(kept, y, 0), 1), axis=1)[:, 0]
+    return bool((at_y & kept).any())
+
+
 def _all(*conditions: Applies) -> Applies:
     return lambda s, i: all(c(s, i) for c in conditions)
 
@@ -156,8 +178,15 @@ SOURCES = {
     "optax_1185": "https://github.com/google-deepmind/optax/issues/1185",
     "jax_one_hot": "https://docs.jax.dev/en/latest/_autosummary/jax.nn.one_hot.html",
     "jax_oob": "https://docs.jax.dev/en/latest/notebooks/Common_Gotchas_in_JAX.html#out-of-bounds-indexing",
+    "jax_take": "https://docs.jax.dev/en/latest/_autosummary/jax.numpy.take.html",
     "numpy_indexing": "https://numpy.org/doc/stable/user/basics.indexing.html",
     "amp": "https://pytorch.org/docs/stable/notes/amp_examples.html",
+    "mlx_ce": "https://ml-explore.github.io/mlx/build/html/python/nn/_autosummary_functions/mlx.nn.losses.cross_entropy.html",
+    "mlx_bce": "https://ml-explore.github.io/mlx/build/html/python/nn/_autosummary_functions/mlx.nn.losses.binary_cross_entropy.html",
+    "mlx_losses": "https://github.com/ml-explore/mlx/blob/main/python/mlx/nn/losses.py",
+    "paddle_ce": "https://www.paddlepaddle.org.cn/documentation/docs/en/api/paddle/nn/functional/cross_entropy_en.html",
+    "paddle_clip": "https://github.com/PaddlePaddle/Paddle/pull/21165",  # ValueClip, phi/kernels/funcs/softmax_impl.h
+    "round": "https://docs.python.org/3/library/functions.html#round",  # seed 004's round(i / sum_z_exp, 3)
 }
 
 VARIANTS: tuple[Variant, ...] = (
@@ -200,6 +229,12 @@ VARIANTS: tuple[Variant, ...] = (
             SOURCES["keras_losses"], _all(_masked_mean, lambda s, i: s.weighted), {"denominator": "count"}),
     Variant("sample_weight=w[y]", "class weights applied per sample: w[y] scales the whole smoothed loss",
             SOURCES["keras_losses"], _all(_smoothed_index, lambda s, i: s.weighted), {"class_weights": "sample"}),
+    Variant("sample_weight=t@w",
+            "class weights applied per sample: each element's loss times t'@w (its smoothed target's weights), "
+            "the mean divided by the sum of those",
+            SOURCES["paddle_ce"],  # "loss_j = loss_j * sum_i(weight[label_i] * ...)"; with smoothing: Paddle#47813
+            lambda s, i: _softmax(s, i) and s.weighted and (s.target == "prob" or s.label_smoothing > 0),
+            {"class_weights": "targets"}),
     Variant("sample_weight_norm=sum",
             "a sample-weighted mean divided by the sum of the weights applied (sample weights times w[y])",
             SOURCES["keras_losses"], lambda s, i: s.sample_weighted and s.reduction == "mean",
@@ -208,6 +243,10 @@ VARIANTS: tuple[Variant, ...] = (
             {"reduction": "sum"}),
     Variant("reduction=mean", "averaged instead of summed", SOURCES["keras_losses"],
             lambda s, i: s.reduction == "sum", {"reduction": "mean"}),
+    Variant("reduction=none", "the per-element losses where a reduced loss was expected (a default reduction='none')",
+            SOURCES["mlx_ce"], lambda s, i: s.reduction != "none", {"reduction": "none"}),
+    Variant("none_shape=keepdim", "reduction='none' keeps a size-1 class axis: (N, 1), not (N,)", SOURCES["paddle_ce"],
+            lambda s, i: _softmax(s, i) and s.reduction == "none", {"keep_class_axis": True}),
     Variant("mean_over_last_axis",
             "averaged over the last (class) axis first: 'none' gives (N,), 'sum' is divided by C",
             SOURCES["keras_bce"], lambda s, i: s.family == "sigmoid" and s.reduction != "mean" and i.x.ndim > 1,
@@ -223,6 +262,11 @@ VARIANTS: tuple[Variant, ...] = (
             {"smoothing": "last_axis"}),
     Variant("soft_targets_renormalised", "probability targets rescaled to sum to 1", SOURCES["tf_xent"],
             lambda s, i: _softmax(s, i) and s.target == "prob", {"targets": "normalised"}),
+    Variant("targets_sum_to_one",
+            "logsumexp(x - max) - sum_c t_c (x_c - max), the max held constant: off by (1 - sum t)(lse - max) where "
+            "the targets do not sum to 1, gradient softmax(x) - t",
+            SOURCES["mlx_losses"], lambda s, i: _softmax(s, i) and s.target == "prob" and s.input == "logits",
+            {"lse_once": True, "grad": "normalised_targets"}),
     Variant("grad_assumes_normalised_targets",
             "the gradient softmax(x) - t, which is right only where the targets sum to 1", SOURCES["tf_xent"],
             lambda s, i: _softmax(s, i) and s.target == "prob" and s.input == "logits",
@@ -231,16 +275,33 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("prob_clamp=log>=-100", "log(p) and log(1-p) clamped at -100, gradient (p-t)/max(p(1-p), 1e-12)",
             SOURCES["torch_bce"], lambda s, i: s.family == "sigmoid" and s.input == "probs" and not s.weighted,
             {"log_clamp": True}),
+    Variant("prob_clamp=nan_grad",
+            "log(p) and log(1-p) clipped at -100 and differentiated through the clip: NaN gradient at p = 0 or 1 (0/0)",
+            SOURCES["mlx_bce"], lambda s, i: s.family == "sigmoid" and s.input == "probs" and not s.weighted,
+            {"log_clamp": True, "log_clamp_grad": "autodiff"}),
     Variant("probs_renormalised", "predicted probabilities divided by their sum over the classes (then clipped)",
             SOURCES["keras_nn"], _softmax_probs, {"probs_renormalised": "before_clip"}),
     Variant("probs_renormalised=after_clip",
             "predicted probabilities clipped, then divided by their sum (log_softmax of their log)",
             SOURCES["keras_nn"], _softmax_probs, {"probs_renormalised": "after_clip"}),
     Variant("prob_clip=1e-7", "probabilities clipped to [1e-7, 1-1e-7] before the log", SOURCES["keras_epsilon"],
-            _probs, {"probs_clip": True}),
+            lambda s, i: _probs(s, i) or _clipped_softmax(s, i),  # logits: softmax(x), clipped
+            {"probs_clip": True}),
+    Variant("logits_clip=-64",
+            "x - max(x) clipped at -64 before the softmax: a class more than 64 below the maximum gets log p ~ -64 "
+            "(the loss is capped) and a -inf logit a probability ~1e-28",
+            SOURCES["paddle_clip"],
+            lambda s, i: _softmax(s, i) and s.input == "logits" and bool(
+                (np.max(i.x, axis=1) - np.min(i.x, axis=1) > 64).any()),
+            {"logit_floor": -64.0}),
     Variant("0*log(0)=nan", "target * log_softmax(x) with a -inf logit: 0 * -inf = NaN", SOURCES["optax_896"],
             lambda s, i: _softmax(s, i) and s.input == "logits" and bool(np.isneginf(i.x).any()),
             {"zero_log_zero": "nan"}),
+    Variant("probs_rounded=3",
+            "the softmax rounded to 3 decimals before its log (as printed): a probability under 0.0005 becomes 0 and "
+            "its loss infinite; the loss is piecewise constant (gradient 0)",
+            SOURCES["round"], lambda s, i: _softmax(s, i) and s.input == "logits", {"probs_rounded": 3},
+            registered_only=True),
     # labels equal to ignore_index read by an API without ignore_index
     Variant("label_oob=zero_row",
             "out-of-range labels one-hot to zero rows through softmax_cross_entropy_with_logits: loss 0, gradient "
@@ -252,11 +313,15 @@ VARIANTS: tuple[Variant, ...] = (
             {"labels": "zero"}),
     Variant("label_oob=nan", "out-of-range labels give a NaN loss (a gather that fills)", SOURCES["optax_1185"],
             _all(_ignored_labels((-1, 1)), lambda s, i: not s.label_smoothing), {"labels": "nan"}),
+    Variant("label_oob=nan_value",
+            "out-of-range labels read NaN class weights (a gather that fills) that reach the loss' value only: the "
+            "API masks their elements, so the gradient stays finite",
+            SOURCES["jax_take"], _all(_ignored_labels((-1, 1)), lambda s, i: s.weighted), {"labels": "nan_value"}),
     Variant("label_oob=nan_rows",
             "out-of-range labels give a NaN loss and a NaN gradient row, and still count in the mean: XLA's "
-            "sparse softmax cross-entropy (TensorFlow under jit_compile=True), where eager raises",
-            SOURCES["tf_xla_oob"], _all(_ignored_labels(), lambda s, i: not s.label_smoothing),
-            {"labels": "nan_rows"}),
+            "sparse softmax cross-entropy (TensorFlow under jit_compile=True), where eager raises; a NaN-filled "
+            "class-weight gather (Keras on JAX: ops.take)",
+            SOURCES["tf_xla_oob"], _ignored_labels(), {"labels": "nan_rows"}),
     Variant("label_oob=clip", "out-of-range labels clamped into [0, C-1]", SOURCES["jax_oob"], _ignored_labels(),
             {"labels": "clip"}),
     Variant("label_oob=wrap", "out-of-range labels wrap around (y mod C)", SOURCES["numpy_indexing"],

@@ -23,12 +23,17 @@ class Inputs:
     shape for prob targets. ``weight``: float64 (C,) class weights (softmax) or pos_weight (sigmoid), or
     None. ``sample_weight``: float64 of the loss elements' shape ((N, d1..dk) for softmax, x's shape for
     sigmoid), a plain multiplier of each element's loss, or None.
+
+    A linear head (`LossSpec.linear`): ``x`` holds the hidden states E (N, D), ``classifier`` the weight W
+    (C, D) and ``bias`` b (C,) or None; the logits are E Wᵀ + b. Both are None otherwise.
     """
 
     x: np.ndarray
     target: np.ndarray
     weight: np.ndarray | None = None
     sample_weight: np.ndarray | None = None
+    classifier: np.ndarray | None = None
+    bias: np.ndarray | None = None
 
 
 ALIGN_BYTES = 64  # Eigen's largest alignment: TensorFlow's DLPack import requires it (and aborts without)

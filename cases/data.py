@@ -40,12 +40,28 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _linear(case: Case, rng: np.random.Generator) -> Inputs:
+    """A language model's head: hidden states E ~ N(0, 1) (N, D), a classifier W ~ N(0, 4/D) (C, D) so that
+    the logits E Wᵀ have the standard cases' scale (2), a bias ~ N(0, 0.25), uniform labels."""
+    (n, c), d = case.shape, case.hidden
+    e = rng.normal(0.0, 1.0, size=(n, d))
+    w = rng.normal(0.0, 2.0 / np.sqrt(d), size=(c, d))
+    bias = rng.normal(0.0, 0.5, size=c) if case.spec.bias else None
+    weight = rng.uniform(0.25, 2.0, size=c) if case.spec.weighted else None
+    target = rng.integers(0, c, size=n).astype(np.int64)
+    if case.spec.ignore_index is not None:
+        target = np.where(rng.uniform(size=n) < 0.25, case.spec.ignore_index, target).astype(np.int64)
+    return Inputs(x=e, target=target, weight=weight, classifier=w, bias=bias)
+
+
 def make(case: Case) -> Inputs:
     """Raw (unquantised) float64 arrays for a generated case."""
     spec, shape, tag = case.spec, case.shape, case.tag
     if tag not in TAGS:
         raise ValueError(f"Expected tag in {{{', '.join(repr(t) for t in TAGS)}}}. Received: tag={tag!r}")
     rng = np.random.default_rng(case.seed)
+    if spec.linear:
+        return _linear(case, rng)
     c = case.n_classes
     z = rng.normal(0.0, 2.0, size=shape)
     if tag == "big":

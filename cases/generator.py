@@ -90,6 +90,27 @@ def _specs() -> Iterator[tuple[str, LossSpec, tuple[int, ...], str]]:
         yield "accumulation", LossSpec(ignore_index=-100, micro_batches=MICRO_BATCHES, **extra), (N, C), ""
 
 
+# linear: a language model's head, hidden states E (N, D) times a classifier W (C, D)ᵀ, at the vocabulary sizes of
+# Llama 2, Llama 3 and Gemma; N and D small enough for a default run (the timing plan has the large ones)
+VOCABULARIES = (32000, 128256, 256000)
+
+
+def _linear_specs() -> Iterator[tuple[LossSpec, tuple[int, int], int, tuple[str, ...]]]:
+    """(spec, (N, C), D, dtypes) of the linear kind: a language model's configuration (ignored labels, mean) at
+    C=32000 and the mean over every label at each larger vocabulary, in float32 and bfloat16; every other option
+    (sum, none, bias, class weights with label smoothing) at C=1000 in float32, where the loss and explaining a
+    row cost little. Each also in float64, where semantics are decided (harness/judge/semantics.py)."""
+    lm = LossSpec(linear=True, ignore_index=-100)
+    both, f32 = ("float64", "float32", "bfloat16"), ("float64", "float32")
+    yield lm, (32, VOCABULARIES[0]), 16, both
+    yield LossSpec(linear=True), (8, VOCABULARIES[1]), 16, both
+    yield LossSpec(linear=True), (8, VOCABULARIES[2]), 8, both
+    yield LossSpec(linear=True, reduction="sum"), (64, 1000), 16, f32
+    yield dataclasses.replace(lm, reduction="none"), (64, 1000), 16, f32
+    yield dataclasses.replace(lm, bias=True), (64, 1000), 16, f32
+    yield dataclasses.replace(lm, weighted=True, label_smoothing=0.1), (64, 1000), 16, f32
+
+
 def default_cases(kinds: Iterable[str] = KINDS, dtypes: Iterable[str] = DTYPES, seed: int = 0) -> list[Case]:
     """The default set, filtered to `kinds` and `dtypes`; ids are unique and stable for a seed."""
     kinds, dtypes = tuple(kinds), tuple(dtypes)
@@ -99,6 +120,13 @@ def default_cases(kinds: Iterable[str] = KINDS, dtypes: Iterable[str] = DTYPES, 
         if kind in kinds
         for dtype in dtypes
     ]
+    if "linear" in kinds:
+        cases += [
+            Case(kind="linear", spec=spec, shape=shape, dtype=dtype, seed=seed, hidden=d)
+            for spec, shape, d, own in _linear_specs()
+            for dtype in dtypes
+            if dtype in own
+        ]
     if "documented" in kinds:
         cases += [c for c in documented_cases() if c.dtype in dtypes]
     ids = [c.id for c in cases]
@@ -186,15 +214,38 @@ TIMING_LEVELS = ("off", "default", "full")
 CPU_DEFAULT_MAX_ELEMENTS = 10_000_000  # ~1 s a call here: 8 APIs x 4 modes/passes would not fit in a default run
 
 
+# Linear heads timed, (N, D, C): on a CPU ~1-2 s a call forward+backward, N >> D as in training so that the logits
+# (N x C) outweigh W (C x D) (--timing full only: three cases of several APIs would double a default run); on a GPU
+# the sizes of the Cut Cross-Entropy README's table (Gemma 2 2B: N=8192, D=2304, C=256000) and of Llama 3 8B and
+# Llama 2 7B heads.
+LINEAR_TIMING = {
+    "cpu": ((2048, 128, 32000), (1024, 128, 128256), (512, 128, 256000)),
+    "gpu": ((8192, 4096, 32000), (8192, 4096, 128256), (8192, 2304, 256000)),
+}
+
+
 def timing_plan(level: str, seed: int = 0) -> dict[str, list[Case]]:
     """The cases each device kind times at a `--timing` level: float32 everywhere, bfloat16 too on GPUs
-    (the dtype large vocabularies train in there); the default leaves the CPU's largest case out."""
+    (the dtype large vocabularies train in there); the default leaves the CPU's largest case and its linear
+    heads out."""
     if level == "off":
         return {"cpu": [], "gpu": []}
     cpu = timing_cases(("float32",), seed)
     if level == "default":
         cpu = [c for c in cpu if math.prod(c.shape) <= CPU_DEFAULT_MAX_ELEMENTS]
-    return {"cpu": cpu, "gpu": timing_cases(("float32", "bfloat16"), seed)}
+    else:
+        cpu += linear_timing_cases("cpu", ("float32",), seed)
+    gpu = timing_cases(("float32", "bfloat16"), seed) + linear_timing_cases("gpu", ("float32", "bfloat16"), seed)
+    return {"cpu": cpu, "gpu": gpu}
+
+
+def linear_timing_cases(device_kind: str, dtypes: Iterable[str] = ("float32",), seed: int = 0) -> list[Case]:
+    """The linear heads `timing_plan` times on a device kind (`LINEAR_TIMING`): mean over every label."""
+    return [
+        Case(kind="timing", spec=LossSpec(linear=True), shape=(n, c), dtype=dtype, seed=seed, hidden=d)
+        for dtype in dtypes
+        for n, d, c in LINEAR_TIMING[device_kind]
+    ]
 
 
 def timing_cases(dtypes: Iterable[str] = ("float32",), seed: int = 0) -> list[Case]:

@@ -32,6 +32,10 @@ class LossSpec:
         ``weight=``) multiplies that element's loss; the mean's denominator stays the unweighted one.
       micro_batches: sizes along N of the micro-batches a gradient-accumulation loop splits the batch into
         (``()``: one batch). The canonical loss is the full batch's: accumulation must not change it.
+      linear: ``x`` holds hidden states E (N, D) and the logits are E Wᵀ (+ b) with a classifier W (C, D)
+        (`Inputs.classifier`): the loss and its gradients with respect to E and W (and b) are judged. Softmax
+        logits and index targets only (a language model's head: `torch.nn.functional.linear_cross_entropy`).
+      bias: the linear head adds a bias b (C,) (`Inputs.bias`); only with ``linear``.
     """
 
     family: str = "softmax"
@@ -43,6 +47,8 @@ class LossSpec:
     reduction: str = "mean"
     sample_weighted: bool = False
     micro_batches: tuple[int, ...] = ()
+    linear: bool = False
+    bias: bool = False
 
     def __post_init__(self) -> None:
         # Checks first, with the received value in the message (optax / Keras style).
@@ -58,6 +64,14 @@ class LossSpec:
         mb = self.micro_batches
         if mb and (not all(isinstance(k, int) and k > 0 for k in mb) or len(mb) < 2):
             raise UsageError(f"Expected micro_batches of two or more positive sizes. Received: micro_batches={mb!r}")
+        if self.linear and (self.family, self.input, self.target) != ("softmax", "logits", "index"):
+            got = f"family={self.family!r}, input={self.input!r}, target={self.target!r}"
+            raise UsageError(f"Expected a softmax of logits with index targets for linear=True. Received: {got}")
+        if self.linear and (self.sample_weighted or mb):
+            got = f"sample_weighted={self.sample_weighted!r}, micro_batches={mb!r}"
+            raise UsageError(f"Expected no sample weights or micro-batches for linear=True. Received: {got}")
+        if self.bias and not self.linear:
+            raise UsageError("Expected bias=True only with linear=True (the linear head's bias). Received: bias=True")
         if self.ignore_index is not None and self.target != "index":
             raise UsageError(
                 f"Expected ignore_index=None for target={self.target!r} (index targets only). "
@@ -67,7 +81,7 @@ class LossSpec:
     @property
     def flags(self) -> str:
         """Short readable tag of the non-default fields, used in case ids."""
-        parts = []
+        parts = ["linb" if self.bias else "lin"] if self.linear else []
         if self.input != "logits":
             parts.append({"log_probs": "logp", "probs": "prob"}[self.input])
         if self.family == "softmax" and self.target == "prob":
@@ -93,6 +107,9 @@ class Case:
     Generated cases are materialised from (``tag``, ``shape``, ``seed``) by ``cases.data``, so a
     Case is small to send to a worker and gives byte-identical inputs everywhere. Documented and
     user-supplied cases carry their arrays in ``data``.
+
+    A linear head's case (`LossSpec.linear`) keeps ``shape`` the logits' (N, C) and adds ``hidden``, the
+    hidden size D of E (N, D) and W (C, D).
     """
 
     kind: str
@@ -106,6 +123,7 @@ class Case:
     # Documented cases: numbers a source printed for these inputs, as (label, value) pairs.
     claimed: tuple[tuple[str, float], ...] = ()
     note: str = ""
+    hidden: int = 0
 
     def __post_init__(self) -> None:
         choose(self.dtype, DTYPES, "dtype")
@@ -116,6 +134,9 @@ class Case:
         if self.spec.micro_batches and sum(self.spec.micro_batches) != self.shape[0]:
             got = f"micro_batches={self.spec.micro_batches}, shape={self.shape}"
             raise UsageError(f"Expected micro-batch sizes that sum to N. Received: {got}")
+        if self.spec.linear != (self.hidden > 0) or (self.spec.linear and len(self.shape) != 2):
+            got = f"linear={self.spec.linear}, hidden={self.hidden}, shape={self.shape}"
+            raise UsageError(f"Expected hidden > 0 and shape (N, C) exactly for a linear spec. Received: {got}")
 
     @property
     def n_classes(self) -> int:
@@ -132,7 +153,7 @@ class Case:
         n, c = self.shape[0], self.n_classes
         parts = [self.kind]
         parts += [p for p in (self.name, self.tag) if p]
-        parts += [f"n{n}", f"c{c}"]
+        parts += [f"n{n}", f"c{c}"] + ([f"h{self.hidden}"] if self.hidden else [])
         if len(self.shape) > 2:
             parts.append("d" + "x".join(str(d) for d in self.shape[2:]))
         parts += [DTYPE_TAGS[self.dtype], self.spec.flags, f"s{self.seed}"]
@@ -140,6 +161,10 @@ class Case:
 
     @property
     def shape_str(self) -> str:
+        """``64x10``; a linear head's ``64x32 @ 32000x32`` (E times W transposed)."""
+        if self.hidden:
+            (n, c), d = self.shape, self.hidden
+            return f"{n}x{d} @ {c}x{d}"
         return "x".join(str(d) for d in self.shape)
 
     def inputs(self) -> Inputs:
@@ -150,4 +175,6 @@ class Case:
             target=raw.target if self.spec.target == "index" else aligned(quantize(raw.target, self.dtype)),
             weight=None if raw.weight is None else quantize(raw.weight, self.dtype),
             sample_weight=None if raw.sample_weight is None else quantize(raw.sample_weight, self.dtype),
+            classifier=None if raw.classifier is None else aligned(quantize(raw.classifier, self.dtype)),
+            bias=None if raw.bias is None else quantize(raw.bias, self.dtype),
         )

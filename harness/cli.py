@@ -1,4 +1,4 @@
-"""Command line: ``python -m harness run | check | verify | report | compare | list``.
+"""Command line: ``python -m harness run | launch | check | verify | report | compare | list``.
 
 Every option is validated before any work starts; a bad one is a single line on stderr and exit
 code 2 (a traceback only with --debug).
@@ -69,10 +69,21 @@ def parser() -> argparse.ArgumentParser:
                      "the other on a subset of every kind and dtype)")  # fmt: skip
     run.add_argument("--policies", help="none, autocast-bfloat16, autocast-float16, mixed_bfloat16, mixed_float16 or "
                      "all: every case of the policy's dtype (default: none, the policies on the subset)")  # fmt: skip
-    run.add_argument("--shard", metavar="K/N", help="run shard K of N of the cases (merge shards with `report`)")
+    run.add_argument("--python", action="append", default=[], metavar="FW=PATH",
+                     help="run FW's workers under another interpreter, or in an environment made for pip requirements "
+                     "(FW='pkg==X ...'); FW@LABEL adds a second install of FW, e.g. --python 'jax@new=jax==0.9.2 "
+                     "jaxlib==0.9.2' (repeatable)")  # fmt: skip
+    run.add_argument("--shard", metavar="K/N", help="run shard K of N of the cases, balanced by cost (merge shards "
+                     "with `report`, or let `launch` run and merge them)")  # fmt: skip
+    run.add_argument("--durations", type=Path, metavar="RUN_DIR",
+                     help="balance the shards by a previous run's per-case times (default: a cost model)")  # fmt: skip
+    run.add_argument("--machine", help="the machine's name in env.json and merged tables (default: $HARNESS_MACHINE, "
+                     "else the hostname and the CPU and GPU models)")  # fmt: skip
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     run.add_argument("--verbose", action="store_true", help="a line per finished framework and device, even when piped")
     run.add_argument("--debug", action="store_true", help="tracebacks for errors")
+
+    _add_launch(sub, run)
 
     chk = sub.add_parser("check", help="compare the frameworks on your own tensors (an .npz of arrays)")
     chk.add_argument(
@@ -133,9 +144,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     result = run(
         args.frameworks, args.kinds, args.dtypes, args.devices, seed=args.seed, out=args.out, resume=args.resume,
         timing=args.timing, timing_budget=args.timing_budget, case_timeout=args.case_timeout, jobs=args.jobs,
-        threads=args.threads, shard=args.shard, modes=args.modes, policies=args.policies, quiet=args.quiet,
+        threads=args.threads, shard=args.shard, modes=args.modes, policies=args.policies,
+        python=args.python, quiet=args.quiet,
         verbose=args.verbose, debug=args.debug,
-        command=" ".join(["python -m harness", *argv]),
+        command=" ".join(["python -m harness", *argv]), machine=args.machine, durations=args.durations,
     )  # fmt: skip
     counts = outcome_counts(result.accuracy)
     counts["api"] = counts["api"].str.split(".").str[-1]
@@ -154,6 +166,64 @@ def _print_json(df: object) -> None:
     """The rows as standard JSON: NaN becomes null; floats keep every digit."""
     records = df.astype(object).where(df.notna(), None).to_dict(orient="records")  # type: ignore[attr-defined]
     print(json.dumps(records, default=str))
+
+
+def _add_launch(sub: argparse._SubParsersAction, run: argparse.ArgumentParser) -> None:
+    """`launch`: run's options (the same objects: they stay in sync) but --shard and --resume, and its own."""
+    lau = sub.add_parser("launch", help="run shards at once (local processes or a SLURM job array) and merge them")
+    for action in run._actions:
+        if action.dest not in ("help", "shard", "resume"):
+            lau._add_action(action)
+    lau.add_argument("--shards", type=int, default=2, help="how many shards (default 2)")
+    lau.add_argument("--executor", default="local", help="local (processes here, default) or slurm (through submitit)")
+    lau.add_argument("--resume", type=Path, metavar="OUT", help="resume a launch's incomplete shards and merge again")
+    lau.add_argument("--retries", type=int, default=2, help="resumptions of a failed or killed shard (default 2)")
+    lau.add_argument("--timeout-min", type=int, help="a shard's time limit, minutes (default: 1440 local, 240 slurm)")
+    lau.add_argument("--slurm-partition", help="SLURM partition")
+    lau.add_argument("--slurm-gpus-per-task", type=int, help="GPUs per shard")
+    lau.add_argument("--slurm-cpus-per-task", type=int, help="CPUs per shard")
+    lau.add_argument("--slurm-mem-gb", type=float, help="memory per shard (GB)")
+    lau.add_argument("--slurm-array-parallelism", type=int, help="shards running at once (default: all)")
+    lau.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                     help="any other submitit SLURM parameter: account=ml, constraint=h100, qos=high, "
+                     "additional_parameters='{\"reservation\": \"x\"}' (repeatable)")  # fmt: skip
+    lau.add_argument("--poll", type=float, help="seconds between looks at the shards (default 1 local, 30 slurm)")
+
+
+def _given(option: str, argv: list[str]) -> bool:
+    return any(a == option or a.startswith(option + "=") for a in argv)
+
+
+def cmd_launch(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.api.launch import launch, slurm_parameters
+    from harness.render.summary import outcome_counts
+
+    slurm = slurm_parameters(args.slurm_partition, args.slurm_gpus_per_task, args.slurm_cpus_per_task,
+                             args.slurm_mem_gb, args.slurm_array_parallelism, args.slurm)  # fmt: skip
+    result = launch(
+        args.frameworks, args.kinds, args.dtypes, args.devices, shards=args.shards, executor=args.executor,
+        seed=args.seed, out=args.out, resume=args.resume, durations=args.durations, timing=args.timing,
+        timing_budget=args.timing_budget, case_timeout=args.case_timeout,
+        jobs=args.jobs if _given("--jobs", argv) else None,
+        threads=args.threads, modes=args.modes, policies=args.policies, python=args.python, machine=args.machine,
+        retries=args.retries, timeout_min=args.timeout_min, slurm=slurm, poll_s=args.poll, quiet=args.quiet,
+        verbose=args.verbose, debug=args.debug, command=" ".join(["python -m harness", *argv]),
+    )  # fmt: skip
+    counts = outcome_counts(result.accuracy)
+    counts["api"] = counts["api"].str.split(".").str[-1]
+    print(counts.to_string(index=False))
+    states = ", ".join(f"{s.k}: {s.state} ({s.attempts} attempt{'s' * (s.attempts != 1)})" for s in result.shards)
+    for s in result.shards:
+        for failure in s.failures:
+            print(f"shard {s.k}: {failure}", file=sys.stderr)
+    print(f"\nwrote {result.path}/ (merged from {len(result.shards)} shards: {states}): "
+          f"{len(result.accuracy)} accuracy rows, machine {result.env.get('machine', '')!r}")  # fmt: skip
+    if result.missing:
+        print(f"{result.missing} planned case runs are missing (launch.json); complete them with "
+              f"`python -m harness launch --resume {result.path}`")  # fmt: skip
+    if result.partial:
+        return 1
+    return 1 if (args.strict and result.new_differences) else 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -254,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         if args.command == "run":
             return cmd_run(args, argv)
+        if args.command == "launch":
+            return cmd_launch(args, argv)
         if args.command == "check":
             return cmd_check(args)
         if args.command == "verify":

@@ -22,9 +22,9 @@ from typing import Any
 import pandas as pd
 
 from adapters.registry import choose_frameworks
-from cases.generator import TIMING_LEVELS, default_cases, mode_cases, timing_plan, with_float64
+from cases.generator import TIMING_LEVELS
 from cases.names import DEVICES, DTYPES, KINDS, MODES, POLICIES, UsageError, choose, choose_many
-from cases.shards import parse_shard, shard_cases
+from cases.shards import parse_shard
 from cases.spec import Case
 from harness.judge.claims import claims_frame
 from harness.judge.rows import RowJudge, accuracy_frame
@@ -32,7 +32,10 @@ from harness.render.html import render_html
 from harness.render.summary import new_difference_count, render
 from harness.runner.accuracy import run_accuracy
 from harness.runner.env import environment, present_devices
+from harness.runner.interpreters import interpreter
+from harness.runner.interpreters import parse as interpreters_of
 from harness.runner.options import RunOptions, device_kind, row_key
+from harness.runner.shards import TimedJudge, balanced_split, lap_timer, planned_cases, subset
 from harness.runner.store import RunStore
 from harness.runner.timing import BUDGET_S
 from harness.runner.timings import run_timing, spawn_timing_workers, timing_frame
@@ -61,15 +64,18 @@ def _selection(
     frameworks: str | Iterable[str], devices: str | Iterable[str] | None, kinds: str | Iterable[str],
     dtypes: str | Iterable[str], seed: int, shard: str | None, timing: str, case_timeout: float, jobs: int,
     timing_budget: float, threads: int | None, modes: str | Iterable[str] | None = None,
-    policies: str | Iterable[str] | None = None,
+    policies: str | Iterable[str] | None = None, python: Iterable[str] = (),
 ) -> dict[str, Any]:  # fmt: skip
     """Every option checked before any work starts (one line each, the value received)."""
+    interpreters = interpreters_of(python)
     if case_timeout <= 0 or jobs < 1 or timing_budget < 0 or (threads is not None and threads < 1):
         got = f"--case-timeout={case_timeout:g} --jobs={jobs} --timing-budget={timing_budget:g} --threads={threads}"
         want = "Expected --case-timeout > 0, --jobs >= 1, --timing-budget >= 0, --threads >= 1"
         raise UsageError(f"{want}. Received: {got}")
     return {
-        "frameworks": choose_frameworks(frameworks),
+        # a framework given its own interpreter runs, whether listed or not (``jax@new``: a second JAX)
+        "frameworks": list(dict.fromkeys([*choose_frameworks(frameworks), *interpreters])),
+        "python": interpreters,
         "devices": present_devices() if devices is None else choose_many(devices, DEVICES, "device"),
         "kinds": choose_many(kinds, KINDS, "kind"),
         "dtypes": choose_many(dtypes, DTYPES, "dtype"),
@@ -85,13 +91,7 @@ def _selection(
 def run_cases(selection: dict[str, Any]) -> tuple[list[Case], dict[str, list[Case]], int]:
     """The accuracy cases and the timing cases of a selection, shard applied, and how many float64 cases
     were added to the accuracy ones (float64 decides every configuration's semantics)."""
-    cases = default_cases(selection["kinds"], selection["dtypes"], selection["seed"])
-    timed = timing_plan(selection.get("timing", "default"), selection["seed"])
-    if selection.get("shard"):
-        cases = shard_cases(cases, *selection["shard"])
-        timed = {k: shard_cases(v, *selection["shard"]) for k, v in timed.items()}
-    full = with_float64(cases)
-    return full, timed, len(full) - len(cases)
+    return planned_cases(selection)
 
 
 def run(
@@ -100,7 +100,8 @@ def run(
     resume: str | Path | None = None, timing: str = "default", timing_budget: float = BUDGET_S,
     case_timeout: float = 120.0, jobs: int | None = None, threads: int | None = None, shard: str | None = None,
     modes: str | Iterable[str] | None = None, policies: str | Iterable[str] | None = None,
-    quiet: bool = False, verbose: bool = False, debug: bool = False, command: str | None = None,
+    python: Iterable[str] = (), quiet: bool = False, verbose: bool = False, debug: bool = False,
+    command: str | None = None, machine: str | None = None, durations: str | Path | None = None,
 ) -> RunResult:  # fmt: skip
     """Run the case set through the frameworks and write a run directory.
 
@@ -114,11 +115,18 @@ def run(
       timing: off, default (CPU without its largest case) or full; timing_budget: seconds per measurement.
       case_timeout: seconds one case may take in a worker; jobs: workers at once (default min(2, CPUs));
       threads: intra-op threads for every framework (default: every core).
-      shard: ``"K/N"``, run shard K of N of the cases (merge shards with `report`).
+      shard: ``"K/N"``, run shard K of N of the cases, balanced by cost (harness/runner/shards.py; merge shards
+        with `report`, or let `harness.launch` run and merge them); durations: a previous run whose per-case
+        times balance the shards (default: the cost model).
+      machine: the name env.json files the rows under (default $HARNESS_MACHINE, else the hostname and the
+        CPU and GPU models; merged reports put machines side by side).
       modes, policies: how the losses run (eager, compiled; none, autocast-bfloat16, mixed_float16, ...; or
         'all'). Default: every case in the framework's own mode without a policy, and the other modes and
         the policies on a subset that holds every kind and dtype (harness/runner/plan.py); named ones run
         every case in each.
+      python: ``"FW=PATH"`` items: FW's workers run under that interpreter, or in an environment the harness
+        makes for pip requirements (``"jax@new=jax==0.9.2 jaxlib==0.9.2"``; harness/runner/interpreters.py).
+        An instance (``jax@new``) joins the frameworks: two versions of one framework side by side.
       quiet, verbose, debug: progress on stderr, and tracebacks of framework errors.
       command: what env.json records as the command (default: this call, as Python).
 
@@ -136,16 +144,26 @@ def run(
         run_id = selection["run_id"]
     else:
         selection = _selection(frameworks, devices, kinds, dtypes, seed, shard, timing, case_timeout, jobs,
-                               timing_budget, threads, modes, policies)  # fmt: skip
+                               timing_budget, threads, modes, policies, python)  # fmt: skip
+        if durations is not None and not selection["shard"]:
+            raise UsageError(f"Expected --durations with --shard K/N. Received: --durations={str(durations)!r}")
+        if selection["shard"]:  # the shard's cases, kept for --resume (the split needs the durations run)
+            k, n = selection["shard"]
+            split = balanced_split(selection, n, timing_budget, durations)
+            selection.update(shard_ids=list(split.ids[k - 1]), split=split.source)
+        selection["machine"] = machine
         run_id = new_run_id(seed)
         store = RunStore.create(Path(out) if out is not None else DEFAULT_RUNS / run_id)
         store.write_json("options.json", {"run_id": run_id, **selection, "command": command})
+    selection["machine"] = machine or selection.get("machine")
     cases, timed, added = run_cases(selection)
     chosen = {k: None if selection.get(k) is None else tuple(selection[k]) for k in ("modes", "policies")}
+    say = (lambda line: None) if quiet else (lambda line: print(line, file=sys.stderr))
+    python = tuple((fw, interpreter(where, say)) for fw, where in selection.get("python", {}).items())
     options = RunOptions(
         frameworks=tuple(selection["frameworks"]), devices=tuple(selection["devices"]), case_timeout=case_timeout,
         jobs=jobs, debug=debug, quiet=quiet, verbose=verbose, threads=threads or os.cpu_count(),
-        timing_budget_s=timing_budget, **chosen, mode_cases=mode_cases(cases),
+        timing_budget_s=timing_budget, **chosen, mode_cases=subset(selection), python=python,
     )  # fmt: skip
     if not quiet:
         extra = f" ({added} of them float64, added to decide semantics)" if added else ""
@@ -176,9 +194,11 @@ def _execute(
     # load; timings do, and are taken after it, one framework at a time)
     early = spawn_timing_workers(timed, options, timed_done) if level != "off" else {}
     try:
-        info = run_accuracy(cases, options, RowJudge(run_id), sink, skip)
+        info = run_accuracy(cases, options, TimedJudge(RowJudge(run_id)), sink, skip)  # rows keep case_s
         if level != "off":
-            timing_info = run_timing(timed, options, run_id, lambda lines: store.append(lines, store.TIMING),
+            lap = lap_timer()  # each timing line keeps the seconds since the last: what --durations reads
+            timing_info = run_timing(timed, options, run_id,
+                                     lambda lines: store.append([{**x, "case_s": lap()} for x in lines], store.TIMING),
                                      timed_done, early)  # fmt: skip
     except KeyboardInterrupt:
         partial = True
@@ -192,12 +212,12 @@ def _execute(
         timing_info.setdefault("not_timed", {})["cpu: larger cases"] = (
             "the CPU's largest timing case is timed with --timing full"
         )
-    return _write(store, run_id, cases, info, timing_info, partial, command, level)
+    return _write(store, run_id, cases, info, timing_info, partial, command, level, selection.get("machine"))
 
 
 def _write(
     store: RunStore, run_id: str, cases: list[Case], info: dict[str, Any], timing_info: dict[str, Any],
-    partial: bool, command: str, level: str,
+    partial: bool, command: str, level: str, machine: str | None = None,
 ) -> RunResult:  # fmt: skip
     """The run's tables, env.json, summary.md and report.html, from what the store holds."""
     if store.path.joinpath("env.json").exists():  # a resumed run keeps the versions it started with
@@ -206,7 +226,7 @@ def _write(
     df = accuracy_frame([row for line in store.rows() for row in line], cases)
     tdf = timing_frame([row for line in store.rows(store.TIMING) for row in line["rows"]])
     claims = claims_frame(cases)
-    env = {"run_id": run_id, **environment(command, info), "partial": partial, "timing": timing_info}
+    env = {"run_id": run_id, **environment(command, info, machine), "partial": partial, "timing": timing_info}
     store.write_table("accuracy", df)
     if len(tdf) or level != "off":
         store.write_table("timing", tdf)

@@ -54,7 +54,10 @@ def verify(
         probabilities shaped as x); ``w`` the (C,) class weights (pos_weight for the sigmoid family)
         when `weighted`, else None. It returns the loss `reduction` asks for (a scalar, or one per
         element for ``none``). A callable (defined anywhere, ``__main__`` included) or ``"module:function"``.
-      framework: the framework whose tensors `fn` takes (aliases accepted).
+      framework: the framework whose tensors `fn` takes (aliases accepted). ``numpy``: NumPy arrays (a
+        plain-Python function that iterates over them, or over their ``tolist()``, works too); the gradient is
+        numerical in float64 (`adapters.numerical`: complex step, else central differences; the rows'
+        ``grad_method``), judged within what that method supports (`tolerances.numerical_gradient_slack`).
       class_axis: 1 (PyTorch's layout) or -1 (classes last, as Keras, optax and tf.nn take them).
       family, input, target, weighted, ignore_index, label_smoothing, reduction: the configuration, as
         PyTorch's loss would be called with it (`LossSpec`); `target` defaults to ``index`` (softmax) or

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from adapters.reference import Evaluation
+from adapters.reference import Evaluation, head_view
 from adapters.variants import ROUNDING, SEMANTIC, VARIANTS, Variant, evaluate_variants
 from cases.spec import Case, Inputs
 from harness.judge.metrics import compare
@@ -32,9 +32,11 @@ ORDER = {v.name: k for k, v in enumerate(VARIANTS)}
 
 Combo = tuple[Variant, ...]
 # The orders in which frameworks compute a smoothed loss: the same in exact arithmetic, so both are
-# `computed_in=D` (PyTorch's split order overflows float16 where the folded one does not).
+# `computed_in=D` (PyTorch's split order overflows float16 where the folded one does not); and a sigmoid
+# gradient taken as 1 - sigmoid(-x) (MLX's logaddexp VJP), which cancels in half precision where x << 0.
 _ORDERS: tuple[Combo, ...] = ((), (Variant("smoothing_order=split", "", "", lambda s, i: True,
                                            {"smoothing_order": "split"}),))  # fmt: skip
+_SIGMOID_ORDER: Combo = (Variant("sigmoid_grad=one_minus", "", "", lambda s, i: True, {"sigmoid_grad": "one_minus"}),)
 Memo = dict[tuple[tuple[str, ...], str, str], Evaluation | None]
 
 
@@ -78,13 +80,16 @@ def _combinations(
 
 def explain(
     case: Case, value: np.ndarray, grad: np.ndarray, ref: Evaluation, registered: tuple[str, ...] = (),
-    memo: Memo | None = None, inputs: Inputs | None = None,
+    memo: Memo | None = None, inputs: Inputs | None = None, grad_w: np.ndarray | None = None,
+    widen: Callable[[Evaluation, float], Evaluation] | None = None,
 ) -> str:  # fmt: skip
     """The variants that reproduce (value, grad), ``+``-joined, or '' if none do.
 
     `memo`, one per case, keeps the variants' evaluations for the case's other rows (the same
     variants explain several APIs' rows). `inputs` are the case's (made again if not given: pass those
-    `ref` was made from, not a second copy).
+    `ref` was made from, not a second copy). `grad_w`: a linear head's classifier gradient, reproduced too; a
+    variant applies to a linear head where it applies to its logits (`reference.head_view`). `widen(target, t)`:
+    a numerical gradient's allowance added to the variant's gradient scale at tolerance t (rows.with_numerical_slack).
     """
     tol = tolerance(case.dtype, case.n_classes, case.n_elements)
     inputs = case.inputs() if inputs is None else inputs
@@ -94,12 +99,13 @@ def explain(
     vtol = max(tol, VARIANT_MIN_TOL)
 
     def distinct(ev: Evaluation, t: float) -> bool:
-        return compare(ev.value, ev.grad, ref, case.dtype, t).outcome != "ok"
+        return compare(ev.value, ev.grad, ref, case.dtype, t, ev.grad_w).outcome != "ok"
 
     def reproduces(target: Evaluation | None, t: float) -> bool:
         if target is None or not distinct(target, tol):
             return False
-        return compare(value, grad, target, case.dtype, t).outcome == "ok"
+        judged = target if widen is None else widen(target, t)
+        return compare(value, grad, judged, case.dtype, t, grad_w).outcome == "ok"
 
     def semantic(combo: Combo) -> bool:
         """The combination (as the case's dtype, or as a float32 policy sees half-precision inputs) reproduces."""
@@ -109,7 +115,9 @@ def explain(
         return half and reproduces(_evaluation(combo, case, inputs, memo, "float32", "float32"), tol)
 
     order = sorted(SEMANTIC, key=lambda v: (not v.first, v.name not in registered))
-    applicable = [v for v in order if v.applies(case.spec, inputs)]
+    view = head_view(case.spec, inputs)  # a linear head's logits
+    applicable = [v for v in order if v.applies(*view) and (v.name in registered or not v.registered_only)]
+    del view
     singles: list[Variant] = []  # those that differ on their own
     for v in applicable:
         ev = _evaluation((v,), case, inputs, memo)
@@ -128,12 +136,18 @@ def explain(
         del ev
         if semantic(combo):
             return combo_name(combo)
-    return _rounding(case, value, grad, ref, registered, memo, inputs, tried)
+    # a gradient-accumulation loop's rule on top of a triple of the API's registered variants: a fourth part
+    loop = next((v for v in singles if "accumulation" in v.changes), None)
+    known = [v for v in applicable if v.name in registered and v is not loop] if loop is not None else []
+    for combo in itertools.combinations(known, MAX_PARTS):
+        if not any(a.conflicts(b) for a, b in itertools.combinations((loop, *combo), 2)) and semantic((loop, *combo)):
+            return combo_name((loop, *combo))
+    return _rounding(case, value, grad, ref, registered, memo, inputs, tried, grad_w)
 
 
 def _rounding(
     case: Case, value: np.ndarray, grad: np.ndarray, ref: Evaluation, registered: tuple[str, ...],
-    memo: Memo | None, inputs: Inputs, semantic: Sequence[Combo],
+    memo: Memo | None, inputs: Inputs, semantic: Sequence[Combo], grad_w: np.ndarray | None = None,
 ) -> str:  # fmt: skip
     """``computed_in=D``: the row is within D's tolerance of the canonical loss computed in D (inputs
     rounded to D, so an ill-conditioned loss carries the same amplified input rounding), and not much
@@ -142,24 +156,28 @@ def _rounding(
     computed in float32 (``V+computed_in=float32``: Keras' float32 dtype policy on float64 inputs)."""
     tol = tolerance(case.dtype, case.n_classes, case.n_elements)
 
-    def scaled_err(v: np.ndarray, g: np.ndarray) -> float | None:
-        c = compare(v, g, ref, case.dtype, 0.0)
-        return None if c.outcome == "nonfinite" else float(np.nanmax([c.value_scaled_err, c.grad_scaled_err]))
+    def scaled_err(v: np.ndarray, g: np.ndarray, gw: np.ndarray | None) -> float | None:
+        c = compare(v, g, ref, case.dtype, 0.0, gw)
+        errors = [c.value_scaled_err, c.grad_scaled_err, c.grad_w_scaled_err]
+        return None if c.outcome == "nonfinite" else float(np.nanmax(errors))
 
     def rounded_to(target: Evaluation | None, dtype: str, rtol: float) -> bool:
-        if target is None or compare(target.value, target.grad, ref, case.dtype, tol).outcome == "ok":
+        if target is None or compare(target.value, target.grad, ref, case.dtype, tol, target.grad_w).outcome == "ok":
             return False  # the rounding must be visible here for its name to mean something
-        return compare(value, grad, target, dtype, rtol).outcome == "ok"  # dtype: D's underflow floor
+        return compare(value, grad, target, dtype, rtol, grad_w).outcome == "ok"  # dtype: D's underflow floor
 
-    own = scaled_err(value, grad)
+    own = scaled_err(value, grad, grad_w)
     for r in sorted(ROUNDING, key=lambda v: (EPS[v.dtype], v.name not in registered)):
         if EPS[r.dtype] < EPS[case.dtype]:
             continue  # computing in more precision than the input is not a way to lose accuracy
         rtol = tolerance(r.dtype, case.n_classes, case.n_elements)
-        for order in _ORDERS if (case.spec.label_smoothing and case.spec.target == "index") else _ORDERS[:1]:
+        orders = _ORDERS if (case.spec.label_smoothing and case.spec.target == "index") else _ORDERS[:1]
+        if case.spec.family == "sigmoid" and case.spec.input == "logits":
+            orders = (*orders, _SIGMOID_ORDER)
+        for order in orders:
             rev = _evaluation(order, case, inputs, memo, r.dtype, r.dtype)
             if rounded_to(rev, r.dtype, rtol):
-                budget = scaled_err(rev.value, rev.grad)
+                budget = scaled_err(rev.value, rev.grad, rev.grad_w)
                 if own is None or budget is None or own >= budget / 16:
                     return r.name
             del rev

@@ -14,6 +14,8 @@ Definitions (errors are maxima over elements; NaN/Inf positions are compared sep
   least `tolerances.scale_floor(dtype)`: below the dtype's normal range nothing keeps relative precision.
 - outcome: `nonfinite` if NaN/Inf appear in different places (or differ: NaN vs Inf, +Inf vs -Inf); else
   `ok` when value_scaled_err <= tol and grad_scaled_err <= tol (`harness.judge.tolerances`); else `mismatch`.
+- A linear head's (`LossSpec.linear`): grad_* are of the hidden states E, grad_w_* the same errors of the
+  classifier's gradient [W | b], judged with the same tol (ok needs both).
   Where the canonical loss has no value (labels outside [0, C): PyTorch raises; `Evaluation.undefined`),
   any numbers are a departure, never `ok`; raising is what the canonical semantics do.
 """
@@ -42,12 +44,18 @@ class Comparison:
     grad_ulp_err: float
     value_scaled_err: float
     grad_scaled_err: float
+    # a linear head's classifier [W | b] (`Evaluation.grad_w`), judged like the gradient; NaN elsewhere
+    grad_w_abs_err: float = float("nan")
+    grad_w_rel_err: float = float("nan")
+    grad_w_ulp_err: float = float("nan")
+    grad_w_scaled_err: float = float("nan")
 
 
 ERRORS = (
     "value_abs_err", "value_rel_err", "value_ulp_err", "grad_abs_err", "grad_rel_err", "grad_ulp_err",
     "value_scaled_err", "grad_scaled_err",
 )  # fmt: skip
+W_ERRORS = ("grad_w_abs_err", "grad_w_rel_err", "grad_w_ulp_err", "grad_w_scaled_err")
 
 
 def first(a: np.ndarray) -> float:
@@ -116,12 +124,19 @@ def _grad_maxima(grad: np.ndarray, gr: Grad, gs: Grad | None = None, floor: floa
     return GradErrors(g_abs, g_max, same, *counts, g_scaled)
 
 
-def compare(value: np.ndarray, grad: np.ndarray, ref: Evaluation, dtype: str, tol: float) -> Comparison:
-    """Judge a framework's (value, grad) against `ref` (the float64 reference, or a variant's evaluation)."""
+def compare(
+    value: np.ndarray, grad: np.ndarray | None, ref: Evaluation, dtype: str, tol: float,
+    grad_w: np.ndarray | None = None,
+) -> Comparison:  # fmt: skip
+    """Judge a framework's (value, grad) against `ref` (the float64 reference, or a variant's evaluation).
+    Without a gradient (``grad=None``: a framework that cannot differentiate) the value alone is judged and
+    the gradient errors are NaN. A linear head's classifier gradient `grad_w` is judged like `grad` against
+    ``ref.grad_w`` (the grad_w_* errors), where both are given."""
     # the gradients stay in their dtypes (a float32 copy in float64 would be twice its size; `ref` is a
     # variant computed in float32 when explain() compares with one): the block differences in
     # _grad_maxima are taken in float64, which is exact for every harness dtype
-    value, grad = np.asarray(value, np.float64), np.asarray(grad)
+    value = np.asarray(value, np.float64)
+    grad = None if grad is None else np.asarray(grad)
     r, scale = (np.asarray(a, np.float64) for a in (ref.value, ref.scale))
     gr = ref.grad if isinstance(ref.grad, GradRows) else np.asarray(ref.grad)
     gs = (
@@ -130,8 +145,13 @@ def compare(value: np.ndarray, grad: np.ndarray, ref: Evaluation, dtype: str, to
         else np.asarray(ref.grad_scale)
     )
     nan = float("nan")
-    if value.shape != r.shape or grad.shape != gr.shape:
-        why = f"shape mismatch: value {value.shape} grad {grad.shape}, reference value {r.shape} grad {gr.shape}"
+    if value.shape != r.shape or (grad is not None and grad.shape != gr.shape):
+        shapes = f"value {value.shape}" + ("" if grad is None else f" grad {grad.shape}")
+        why = f"shape mismatch: {shapes}, reference value {r.shape} grad {gr.shape}"
+        return Comparison("mismatch", why, first(value), first(r), *([nan] * len(ERRORS)))
+    judge_w = grad_w is not None and ref.grad_w is not None
+    if judge_w and np.shape(grad_w) != np.shape(ref.grad_w):
+        why = f"shape mismatch: grad_w {np.shape(grad_w)}, reference grad_w {np.shape(ref.grad_w)}"
         return Comparison("mismatch", why, first(value), first(r), *([nan] * len(ERRORS)))
 
     with np.errstate(all="ignore"):
@@ -142,24 +162,38 @@ def compare(value: np.ndarray, grad: np.ndarray, ref: Evaluation, dtype: str, to
         floor = scale_floor(dtype)
         v_scaled = scaled(dv, scale[fv], floor)
 
-        ge = _grad_maxima(grad, gr, gs, floor)
-        g_abs, g_max = ge.abs_err, ge.ref_max
-        g_rel = 0.0 if g_abs == 0 else (g_abs / g_max if g_max else float("inf"))
-        g_ulp = g_abs / float(ulp(g_max, dtype))
+        if grad is None:
+            ge = GradErrors(nan, nan, True, 0, 0, nan)
+            g_abs = g_rel = g_ulp = nan
+        else:
+            ge = _grad_maxima(grad, gr, gs, floor)
+            g_abs, g_max = ge.abs_err, ge.ref_max
+            g_rel = 0.0 if g_abs == 0 else (g_abs / g_max if g_max else float("inf"))
+            g_ulp = g_abs / float(ulp(g_max, dtype))
+        we = GradErrors(nan, nan, True, 0, 0, nan)
+        w_errors: dict[str, float] = {}
+        if judge_w:
+            we = _grad_maxima(np.asarray(grad_w), np.asarray(ref.grad_w), ref.grad_w_scale, floor)
+            w_rel = 0.0 if we.abs_err == 0 else (we.abs_err / we.ref_max if we.ref_max else float("inf"))
+            w_ulp = we.abs_err / float(ulp(we.ref_max, dtype))
+            w_errors = dict(zip(W_ERRORS, (we.abs_err, w_rel, w_ulp, we.scaled_err), strict=True))
 
     errors = (_max(dv), _max(rel), _max(v_ulp), g_abs, g_rel, g_ulp, _max(v_scaled), ge.scaled_err)
     same_value = _same_nonfinite(value, r)
-    if not (same_value and ge.same_nonfinite):
+    if not (same_value and ge.same_nonfinite and we.same_nonfinite):
         what = []
         if not same_value:
             n, n_ref = np.count_nonzero(~np.isfinite(value)), np.count_nonzero(~np.isfinite(r))
             what.append(f"value has {n} non-finite, reference {n_ref}")
         if not ge.same_nonfinite:
             what.append(f"grad has {ge.nonfinite} non-finite, reference {ge.ref_nonfinite}")
+        if not we.same_nonfinite:
+            what.append(f"grad_w has {we.nonfinite} non-finite, reference {we.ref_nonfinite}")
         if ref.undefined:
             what.insert(0, f"{ref.undefined}; this returned numbers")
-        return Comparison("nonfinite", "; ".join(what), first(value), first(r), *errors)
-    ok = _max(v_scaled) <= tol and ge.scaled_err <= tol
+        return Comparison("nonfinite", "; ".join(what), first(value), first(r), *errors, **w_errors)
+    ok = _max(v_scaled) <= tol and (grad is None or ge.scaled_err <= tol) and (not judge_w or we.scaled_err <= tol)
     if ref.undefined:  # the canonical loss raises here (as PyTorch does): numbers of any kind depart from it
-        return Comparison("mismatch", f"{ref.undefined}; this returned numbers", first(value), first(r), *errors)
-    return Comparison("ok" if ok else "mismatch", "", first(value), first(r), *errors)
+        why = f"{ref.undefined}; this returned numbers"
+        return Comparison("mismatch", why, first(value), first(r), *errors, **w_errors)
+    return Comparison("ok" if ok else "mismatch", "", first(value), first(r), *errors, **w_errors)

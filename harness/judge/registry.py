@@ -10,6 +10,8 @@ import io
 from dataclasses import dataclass
 from importlib import resources
 
+from adapters.registry import base_name
+
 REGISTRY = ("adapters", "known_differences.csv")  # package, file
 
 
@@ -38,7 +40,9 @@ def known_differences(text: str | None = None) -> tuple[KnownDifference, ...]:
 
 
 def is_known(framework: str, api: str, variant: str, registry: tuple[KnownDifference, ...]) -> bool:
-    """Every part of the explanation ("V" or "V+computed_in=D") is registered for this framework API."""
+    """Every part of the explanation ("V" or "V+computed_in=D") is registered for this framework API (an
+    install of it, ``jax@new``, shares the framework's lines)."""
+    framework = base_name(framework)
     return bool(variant) and all(
         any(k.framework == framework and fnmatch.fnmatch(api, k.api) and k.variant == part for k in registry)
         for part in variant.split("+")
@@ -48,5 +52,5 @@ def is_known(framework: str, api: str, variant: str, registry: tuple[KnownDiffer
 @functools.cache
 def registered_variants(framework: str, api: str) -> tuple[str, ...]:
     """Variant names the registry lists for this framework API (read once per process)."""
-    registry = known_differences()
+    registry, framework = known_differences(), base_name(framework)
     return tuple(k.variant for k in registry if k.framework == framework and fnmatch.fnmatch(api, k.api))

@@ -4,11 +4,13 @@ make (`accuracy_frame`, with the semantics decided once: harness/judge/semantics
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from adapters import reference, registry
@@ -20,15 +22,16 @@ from harness.judge.explain import MEMO_MAX_ELEMENTS, Memo, explain
 from harness.judge.metrics import compare, first
 from harness.judge.registry import registered_variants
 from harness.judge.semantics import decide_once, note_unreproduced
-from harness.judge.tolerances import tolerance
+from harness.judge.tolerances import NUMERICAL, numerical_gradient_slack, tolerance
 
 ACCURACY_COLUMNS = (
     "run_id", "case_id", "kind", "family", "input", "target", "weighted", "sample_weighted", "ignore_index",
     "label_smoothing",
     "reduction", "shape", "dtype", "framework", "framework_version", "api", "recipe", "recipe_code", "device",
     "mode", "policy", "outcome", "error", "value", "ref_value", "value_abs_err", "value_rel_err", "value_ulp_err",
-    "grad_abs_err", "grad_rel_err", "grad_ulp_err", "value_scaled_err", "grad_scaled_err", "tol", "explanation",
-    "deterministic", "loss_dtype",
+    "grad_abs_err", "grad_rel_err", "grad_ulp_err", "value_scaled_err", "grad_scaled_err",
+    "grad_w_abs_err", "grad_w_rel_err", "grad_w_ulp_err", "grad_w_scaled_err", "tol", "explanation",
+    "deterministic", "loss_dtype", "grad_method",
 )  # fmt: skip
 
 NUMBERS = ACCURACY_COLUMNS[ACCURACY_COLUMNS.index("value") : ACCURACY_COLUMNS.index("tol") + 1]
@@ -55,17 +58,36 @@ def accuracy_row(
         "api": result.api, "recipe": result.recipe, "recipe_code": result.recipe_code, "device": device,
         "mode": result.mode, "policy": result.policy, "outcome": result.outcome or "", "error": result.error,
         "tol": tol, "explanation": "", "deterministic": result.deterministic, "loss_dtype": result.loss_dtype,
+        "grad_method": result.grad_method if result.outcome is None else "",
     }  # fmt: skip
     row.update(dict.fromkeys(NUMBERS[:-1], float("nan")))
     row["ref_value"] = first(ref.value)
     if result.outcome is None:
-        cmp = compare(result.value, result.grad, ref, case.dtype, tol)
+        judged = with_numerical_slack(ref, result, case, inputs, tol)
+        cmp = compare(result.value, result.grad, judged, case.dtype, tol, result.grad_w)
         row.update({k: getattr(cmp, k) for k in NUMBERS[:-1]})
-        row["outcome"], row["error"] = cmp.outcome, cmp.error
+        # the comparison's finding, and the adapter's note (why there is no gradient) beside it
+        row["outcome"], row["error"] = cmp.outcome, "; ".join(e for e in (cmp.error, result.error) if e)
         if cmp.outcome in ("mismatch", "nonfinite"):
             registered = registered_variants(framework, result.api)
-            row["explanation"] = explain(case, result.value, result.grad, ref, registered, memo, inputs)
+            widen = lambda ev, t: with_numerical_slack(ev, result, case, inputs, t)  # noqa: E731
+            row["explanation"] = explain(case, result.value, result.grad, ref, registered, memo, inputs,
+                                         result.grad_w, widen)  # fmt: skip
     return row
+
+
+def with_numerical_slack(ref: Evaluation, result: Result, case: Case, inputs: Inputs | None, tol: float) -> Evaluation:
+    """`ref` for judging `result`: for a numerical gradient (`tolerances.NUMERICAL`) its gradient's error scale
+    grows by the method's own error over `tol` (`tolerances.numerical_gradient_slack`), so the judge's test
+    ``|g - gr| <= tol * scale`` allows ``tol * gs + slack``; `ref` itself for autodiff (and for no gradient)."""
+    if result.grad_method not in NUMERICAL or result.grad is None or ref.grad_scale is None:
+        return ref
+    x = (case.inputs() if inputs is None else inputs).x
+    gs = np.asarray(ref.grad_scale, np.float64)
+    value_scale = float(np.nansum(np.abs(np.asarray(ref.scale, np.float64))))
+    slack = numerical_gradient_slack(result.grad_method, gs, value_scale, x, case.spec.input, case.n_classes,
+                                     case.n_elements)  # fmt: skip
+    return dataclasses.replace(ref, grad_scale=gs + slack / tol)
 
 
 def placeholder_rows(
@@ -159,7 +181,8 @@ def own_mode(framework: str) -> str:
 
 def with_columns(df: pd.DataFrame) -> pd.DataFrame:
     """`df` with every accuracy column, typed; the columns that runs made before them lack get what those rows
-    were: no sample weights, one eager call (JAX's jitted), no policy, determinism and loss dtype unknown."""
+    were: no sample weights, one eager call (JAX's jitted), no policy, determinism and loss dtype unknown,
+    gradients by autodiff (the NumPy reference's analytic)."""
     df = df.reindex(columns=[*df.columns, *(c for c in ACCURACY_COLUMNS if c not in df.columns)])
     df["ignore_index"] = df["ignore_index"].astype("Int64")
     filled = {"weighted": False, "sample_weighted": False, "policy": "none", "loss_dtype": ""}
@@ -169,6 +192,10 @@ def with_columns(df: pd.DataFrame) -> pd.DataFrame:
     df["sample_weighted"] = df["sample_weighted"].astype(bool)
     df["mode"] = df["mode"].astype(object).where(df["mode"].notna(), df["framework"].map(own_mode))
     df["deterministic"] = df["deterministic"].astype("boolean")
+    # before grad_method a row with numbers had the framework's autodiff gradient, or the reference's formulas
+    numbers = df["outcome"].isin(["ok", "mismatch", "nonfinite"])
+    was = np.select([~numbers, df["framework"] == "numpy"], ["", "analytic"], "autodiff")
+    df["grad_method"] = df["grad_method"].astype(object).where(df["grad_method"].notna(), pd.Series(was, df.index))
     return df
 
 

@@ -43,6 +43,8 @@ import math
 
 import numpy as np
 
+from adapters.numerical import COMPLEX_STEP, STEP, central_step, one_sided
+
 EPS = {"float64": 2.0**-52, "float32": 2.0**-23, "float16": 2.0**-10, "bfloat16": 2.0**-7}
 MANTISSA_BITS = {"float64": 52, "float32": 23, "float16": 10, "bfloat16": 7}
 MIN_EXPONENT = {"float64": -1022, "float32": -126, "float16": -14, "bfloat16": -126}
@@ -60,6 +62,48 @@ def scale_floor(dtype: str) -> float:
 def tolerance(dtype: str, n_classes: int, n_elements: int) -> float:
     """Relative tolerance for a loss over `n_classes` classes and `n_elements` loss elements."""
     return 4 * EPS[dtype] * (2 + math.log2(max(n_classes, 1)) + math.log2(max(n_elements, 1)))
+
+
+# -- numerical gradients (adapters/numerical.py: a hand-written NumPy loss has no autodiff) ---------------------
+NUMERICAL = ("complex-step", "central-difference")  # the rows' grad_method values whose gradient is numerical
+# Complex step, h = COMPLEX_STEP: Im f(x + ih) / h takes no difference, so it has f's own float64 accuracy (the
+# row's tol covers it: a numerical gradient is taken in float64, and tol(float64) is the least tol), except that
+# h f'_j below float64's normal range keeps no relative precision: an absolute error up to a few subnormal
+# spacings over h, 16 * 2^-1074 / h (8e-223 at h = 1e-100).
+COMPLEX_STEP_FLOOR = 16 * 2.0**-1074 / COMPLEX_STEP
+
+
+def numerical_gradient_slack(
+    method: str, grad_scale: np.ndarray, value_scale: float, x: np.ndarray, input: str, n_classes: int,
+    n_elements: int,
+) -> np.ndarray | float:  # fmt: skip
+    """What a numerical gradient's method adds to the error of gradient element j, absolute, beyond the row's
+    ``tol * grad_scale[j]`` (0 for autodiff).
+
+    Central differences (adapters/numerical.py) with step h_j (`central_step`: H = eps^(1/3) for logits and
+    log-probabilities, H min(x, 1 - x) for probabilities) are off by truncation plus rounding (Taylor),
+
+        |error_j| <= h_j^2 / 6 |f3_j| + e_f / h_j      (one-sided at p = 0 or 1: h^2 / 3 |f3_j| + 4 e_f / h)
+
+    with f3_j the third derivative along x_j and e_f = tol(float64, C, M) S_F a bound on the error of one
+    float64 evaluation of the loss (S_F: its error scale `value_scale`, summed over the elements of a `none`
+    loss, whose sum is differentiated). A correct loss' third derivative is bounded by its gradient's error
+    scale gs_j (logits: |S p (1 - p)(1 - 2p)| <= S p <= gs_j; probabilities: 2 |a| / x^3 = 2 gs_j / x^2 with
+    h_j proportional to min(x, 1 - x); log-probabilities: 0), so with these steps truncation is at most
+    (2/3) H^2 gs_j (2.4e-11 gs_j) and rounding at most k e_f / h_j (k = 1, or 4 one-sided):
+
+        slack_j = (2/3) H^2 gs_j + k tol(float64, C, M) S_F / h_j
+
+    The rounding term is absolute: where gs_j is far below the loss' scale (a confident prediction's other
+    classes) no step does better. Complex step: `COMPLEX_STEP_FLOOR`.
+    """
+    if method == "complex-step":
+        return COMPLEX_STEP_FLOOR
+    if method != "central-difference":
+        return 0.0
+    e_f = tolerance("float64", n_classes, n_elements) * value_scale
+    k = np.where(one_sided(x, input), 4.0, 1.0)
+    return (2 / 3) * STEP**2 * np.abs(grad_scale) + k * e_f / central_step(x, input)
 
 
 def ulp(a: np.ndarray | float, dtype: str) -> np.ndarray:

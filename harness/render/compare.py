@@ -45,10 +45,19 @@ def _keyed(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(case=df["case_id"].str.replace(r"-s\d+$", "", regex=True))
 
 
+def by_machine(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Whether rows pair by machine as well: both runs are merged ones (a `machine` column) that share a machine.
+    Two runs of different machines pair across them (what changed from one box to the other)."""
+    return "machine" in a.columns and "machine" in b.columns and bool(set(a["machine"]) & set(b["machine"]))
+
+
 def _pair(a: pd.DataFrame, b: pd.DataFrame, match: Sequence[str]) -> pd.DataFrame:
-    key = [*match, *(["machine"] if "machine" in a.columns and "machine" in b.columns else [])]
+    key = [*match, *(["machine"] if by_machine(a, b) else [])]
     a, b = _keyed(a).drop_duplicates(key), _keyed(b).drop_duplicates(key)
-    return a.merge(b, on=key, how="outer", suffixes=("_a", "_b"), indicator=True)
+    pairs = a.merge(b, on=key, how="outer", suffixes=("_a", "_b"), indicator=True)
+    if "machine" in key and pairs["machine"].nunique() > 1:  # the tables name a row's machine with its device
+        pairs = pairs.assign(device=pairs["machine"].astype(str) + ": " + pairs["device"].astype(str))
+    return pairs
 
 
 def _errors_grew(both: pd.DataFrame) -> pd.DataFrame:
@@ -128,7 +137,7 @@ def header(a: RunFiles, b: RunFiles) -> str:
         ["run", a.env.get("run_id", a.path.name), b.env.get("run_id", b.path.name)],
         ["directory", a.path, b.path],
         ["time (UTC)", a.env.get("utc_time", ""), b.env.get("utc_time", "")],
-        ["machine", machine_name(a.env), machine_name(b.env)],
+        ["machine", _machines(a.env), _machines(b.env)],
         ["seed", seed_a, seed_b],
         ["git commit", a.env.get("git_commit", ""), b.env.get("git_commit", "")],
         *[[DISPLAY.get(f, f), va.get(f, "-") or "-", vb.get(f, "-") or "-"] for f in fws],
@@ -158,9 +167,14 @@ def header(a: RunFiles, b: RunFiles) -> str:
         lines += ["", f"The runs used different seeds ({seed_a} vs {seed_b}): the generated case inputs differ, so "
                   "cases are matched by id without the seed, and a changed value reflects the inputs as well as "
                   "the frameworks."]  # fmt: skip
-    if machine_name(a.env) != machine_name(b.env):
+    if _machines(a.env) != _machines(b.env):
         lines += ["", "The runs are from different machines: timings compare hardware as well as software."]
     return "\n".join(lines)
+
+
+def _machines(env: dict[str, Any]) -> str:
+    """The machine a run used, or the machines a merged run holds."""
+    return "; ".join(env.get("machines") or [machine_name(env)])
 
 
 def _api(r: dict[str, Any]) -> str:

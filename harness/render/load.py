@@ -49,5 +49,6 @@ def load_run(run_dir: Path) -> RunFiles:
         timing = timing_frame([row for line in store.rows(store.TIMING) for row in line["rows"]])
     summary = run_dir / "summary.md"
     claims = pd.read_parquet(run_dir / "claims.parquet") if (run_dir / "claims.parquet").is_file() else None
-    return RunFiles(run_dir, accuracy, timing, _json(run_dir / "env.json"), _json(run_dir / "options.json"),
+    options = _json(run_dir / "options.json") or _json(run_dir / "launch.json").get("options", {})  # a launch's
+    return RunFiles(run_dir, accuracy, timing, _json(run_dir / "env.json"), options,
                     summary.read_text() if summary.is_file() else "", claims)  # fmt: skip

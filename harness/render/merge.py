@@ -19,6 +19,8 @@ from cases.names import UsageError
 from harness.render.html import write_html
 from harness.render.load import RunFiles, load_run
 from harness.render.summary import render
+from harness.runner.options import device_kind
+from harness.runner.shards import planned_keys
 from harness.runner.store import RunStore
 
 ACCURACY_KEY = ("machine", "case_id", "framework", "api", "recipe", "device", "mode", "policy")
@@ -30,6 +32,45 @@ COMPARED_OPTIONS = ("seed", "frameworks", "devices", "kinds", "dtypes", "timing"
 
 class MergeWarning(UserWarning):
     """Runs merged into one report differ in seed, options or framework versions."""
+
+
+class IncompleteWarning(UserWarning):
+    """Runs merged into one report lack rows their options planned (a shard killed, failed or not yet run)."""
+
+
+MISSING_LISTED = 20  # case runs a merged env.json names per run (all are counted)
+
+
+def missing_case_runs(run: RunFiles) -> list[str]:
+    """The accuracy runs (``case framework device``) the run's options.json plans and its table lacks: what
+    ``run --resume`` would still do. Looked for in shards and in runs that were interrupted or killed (no
+    env.json); empty for a run without options (a merged one)."""
+    if not {"kinds", "dtypes", "frameworks", "devices", "seed"} <= run.options.keys():
+        return []
+    if not (run.options.get("shard") or run.env.get("partial") or not run.env):
+        return []  # a run that finished did what it planned
+    df = run.accuracy
+    have = set(zip(df["case_id"], df["framework"], df["device"].map(device_kind), strict=True))
+    return [" ".join(k) for k in planned_keys(run.options) if k not in have]
+
+
+def incomplete(runs: Sequence[RunFiles]) -> dict[str, Any]:
+    """env.json's ``missing``: per run that lacks planned rows, how many case runs and the first ones."""
+    out = {}
+    for r in runs:
+        if lacking := missing_case_runs(r):
+            out[str(r.path)] = {"case_runs": len(lacking), "first": lacking[:MISSING_LISTED]}
+    return out
+
+
+def missing_line(missing: dict[str, Any]) -> str:
+    """One line naming the runs that lack rows, how many, and the first of them, or '' if none does."""
+    if not missing:
+        return ""
+    parts = [f"{path}: {m['case_runs']} (first: {m['first'][0]})" for path, m in missing.items()]
+    total = sum(m["case_runs"] for m in missing.values())
+    return (f"the merged runs lack {total} planned case runs, so their rows are missing ({'; '.join(parts)}); "
+            "complete a run with `python -m harness run --resume RUN_DIR` and merge again")  # fmt: skip
 
 
 def run_differences(runs: Sequence[RunFiles]) -> str:
@@ -110,6 +151,7 @@ class Merged:
     claims: pd.DataFrame | None
     env: dict[str, Any]
     differences: str = ""  # what the runs differ in (`run_differences`), '' if nothing
+    missing: str = ""  # which planned rows the runs lack (`missing_line`), '' if none
 
 
 def _merge(runs: Sequence[RunFiles]) -> Merged:
@@ -118,7 +160,10 @@ def _merge(runs: Sequence[RunFiles]) -> Merged:
     timing = _concat(timings, TIMING_KEY) if timings else None
     found = [r.claims for r in runs if r.claims is not None]
     claims = pd.concat(found, ignore_index=True).drop_duplicates(["case_id", "label"]) if found else None
-    return Merged(accuracy, timing, claims, merged_env(runs), run_differences(runs))
+    env, missing = merged_env(runs), incomplete(runs)
+    if missing:
+        env = {**env, "partial": True, "missing": missing}
+    return Merged(accuracy, timing, claims, env, run_differences(runs), missing_line(missing))
 
 
 def merge_runs(run_dirs: list[Path]) -> Merged:
@@ -141,6 +186,8 @@ def write_merged(run_dirs: list[Path], out: Path) -> Path:
     merged = merge_runs(run_dirs)
     if merged.differences:
         warnings.warn(merged.differences, MergeWarning, stacklevel=2)
+    if merged.missing:
+        warnings.warn(merged.missing, IncompleteWarning, stacklevel=2)
     accuracy, timing, env = merged.accuracy, merged.timing, {**merged.env, "differences": merged.differences}
     out.mkdir(parents=True, exist_ok=True)
     store = RunStore(out)

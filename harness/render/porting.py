@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from adapters.registry import DISPLAY, FRAMEWORKS, choose_framework
+from adapters.registry import DISPLAY, FRAMEWORKS, choose_framework, load
 from adapters.variants import BY_NAME
 from harness.render.markdown import fmt, md_table
 from harness.render.tables import (
@@ -46,28 +46,38 @@ Every snippet assigns `loss` from three variables:
 - `y`: the target (class indices, or probabilities / soft binary targets);
 - `w`: class weights `w[C]` (softmax) or `pos_weight` (sigmoid); `None` when unweighted.
 
-PyTorch and NumPy snippets use PyTorch's layout, classes on axis 1: `x` is (N, C) or (N, C, d1, ..., dk).
-TensorFlow and JAX snippets take classes LAST: `x` (and probability targets `y`) are (N, C) or
-(N, d1, ..., dk, C), i.e. `np.moveaxis(x, 1, -1)` of PyTorch's array (the harness's adapters move the axis
-before the call and move the gradient back; do the same once where you port). JAX index targets are int32.
-JAX computes float64 only after `jax.config.update("jax_enable_x64", True)` at start-up (before any array is
-made): without it, float64 arrays silently become float32 and every snippet below runs in float32.
-Names in scope: PyTorch `torch`, `F` (torch.nn.functional); TensorFlow `tf`, `keras`; JAX `jax`, `jnp`,
-`optax`.
-
 `matched` is the call that reproduces PyTorch's value and gradient; `native` is the obvious port (each
 option to the same-named argument, the framework's own mean), with how far its value is from the exact
-one (relative error against the float64 reference) and the documented behaviour that explains it."""
-X64 = (
-    'In float64, run `jax.config.update("jax_enable_x64", True)` first (at start-up, before any array is '
-    "made): without it JAX silently computes in float32."
-)
-LAYOUT = {
-    "torch": "classes on axis 1 (PyTorch's layout)",
-    "numpy": "classes on axis 1 (PyTorch's layout)",
-    "tensorflow": "classes LAST: pass np.moveaxis(x, 1, -1) (and probability targets likewise)",
-    "jax": "classes LAST: pass np.moveaxis(x, 1, -1) (and probability targets likewise); int32 index targets",
-}
+one (relative error against the float64 reference) and the documented behaviour that explains it.
+
+Where each framework takes classes, and the names its snippets use (classes LAST means `x`, and probability
+targets `y`, are (N, C) or (N, d1, ..., dk, C), i.e. `np.moveaxis(x, 1, -1)` of PyTorch's array: the harness's
+adapters move the axis before the call and the gradient back; do the same once where you port):
+
+"""
+
+
+def layout(fw: str) -> str:
+    """Where `fw`'s losses take classes (the adapter's `layout`)."""
+    return _adapter_text(fw, "layout") or "classes on axis 1 (PyTorch's layout)"
+
+
+def _adapter_text(fw: str, attr: str) -> str:
+    try:
+        return getattr(load(fw), attr)
+    except (KeyError, ImportError):
+        return ""
+
+
+def conventions(fws: Sequence[str]) -> str:
+    """The guide's conventions: the snippets' variables, then each framework's layout, names and what a
+    float64 port must do first."""
+    lines = []
+    for fw in fws:
+        names, note = _adapter_text(fw, "names"), _adapter_text(fw, "float64_note")
+        lines.append(f"- {_name(fw)}: {layout(fw)}." + (f" Names in scope: {names}." if names else "")
+                     + (f" {note}" if note else ""))  # fmt: skip
+    return CONVENTIONS + "\n".join(lines)
 
 
 def _name(fw: str) -> str:
@@ -514,7 +524,7 @@ def porting_guide(accuracy: pd.DataFrame, env: dict[str, Any]) -> str:
     body, notes = _notes("\n".join(sections))
     note_part = ["", "## Notes on the snippets", "", "Comments many snippets share, said once:", "", *notes]
     rest = [
-        "", "## Conventions", "", CONVENTIONS, *(note_part if notes else []), *_precision(cpu),
+        "", "## Conventions", "", conventions(fws), *(note_part if notes else []), *_precision(cpu),
         *_modes(everything), *_unreproduced(rows), "", "## Configurations", "", FOLD_NOTE, "", body,
     ]  # fmt: skip
     doc = "\n".join([*head, "", "## Index", "", *rest])
@@ -562,10 +572,11 @@ def porting_section(
         rows = rows[rows[k].isna()] if v is None else rows[rows[k] == v]
     head = (
         f"Porting from {_name(from_fw)} to {_name(to_fw)}. Snippets use `x`, `y`, `w`; {_name(from_fw)}: "
-        f"{LAYOUT[from_fw]}; {_name(to_fw)}: {LAYOUT[to_fw]}.\n\n"
+        f"{layout(from_fw)}; {_name(to_fw)}: {layout(to_fw)}.\n\n"
     )
-    if "jax" in (from_fw, to_fw) and (rows["dtype"] == "float64").any():
-        head += f"{X64}\n\n"
+    notes = [n for n in dict.fromkeys(_adapter_text(fw, "float64_note") for fw in (from_fw, to_fw)) if n]
+    if notes and (rows["dtype"] == "float64").any():
+        head += "".join(f"{n}\n\n" for n in notes)
     if rows.empty:
         return head + "_No rows match this configuration._\n"
     return head + "\n".join(_sections(rows, from_fw, [to_fw]))

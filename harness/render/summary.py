@@ -22,6 +22,7 @@ from harness.render.tables import (
     to_markdown,
     top_surprises,
 )
+from harness.render.versions import VERSIONS_NOTE, versions_frame
 
 NOT_OK_LISTED = 80  # rows compare lists (summary.md lists every row, folded when there are more than SHOWN_OPEN)
 SHOWN_OPEN = 20
@@ -352,6 +353,11 @@ def render(
     if matrices:
         parts += ["", "## Cross-framework matrix", "", MATRIX_NOTE, ""]
         parts += [x for m in matrices for x in (m, "")]
+    versions = versions_frame(df, timing)
+    if len(versions):
+        shown = versions.assign(**{c: versions[c].map("{:.3g}".format) for c in ("value change", "grad change",
+                                                                              "time B/A")})  # fmt: skip
+        parts += ["", "## Version to version", "", VERSIONS_NOTE, "", to_markdown(shown)]
     not_timed = env.get("timing", {}).get("not_timed", {})
     parts += ["", "## Timing", "", TIMING_NOTE, "", timing_table(timing, env)]
     if not_timed:

@@ -331,17 +331,24 @@ def config_order(keys: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 
 def config_matrix(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows: configuration (over kinds, shapes and dtypes); columns: framework; cells: each API's native and
-    matched verdicts with their causes."""
+    """Rows: configuration (over kinds, shapes and dtypes); columns: framework, or framework and device where the
+    rows have several (``torch · cpu``, ``torch · cuda:0``; a merged report's devices name their machine: a CPU
+    and a GPU column per framework and machine, side by side); cells: each API's native and matched verdicts
+    with their causes."""
     df = with_columns(df)
     if (df["outcome"] == "unsupported").all():
         return pd.DataFrame(columns=["configuration"])
-    ran = set(df.loc[df["outcome"] != "unsupported", "framework"])
-    fws = [f for f in FRAMEWORKS if f in ran] + sorted(ran - set(FRAMEWORKS))
-    # config -> framework -> api -> recipe -> rows, in one pass (per-cell filtering of the frame is slow)
+    seen = list(dict.fromkeys(df["device"]))
+    devices = sorted(seen, key=lambda d: (not str(d).endswith("cpu"), seen.index(d)))  # CPU first, then as listed
+    column = df["framework"] + (" · " + df["device"] if len(devices) > 1 else "")
+    ran = set(column[df["outcome"] != "unsupported"])
+    order = {f: i for i, f in enumerate(FRAMEWORKS)}
+    fws = sorted(ran, key=lambda c: (order.get(c.split(" · ")[0], len(order)), c.split(" · ")[0],
+                                     devices.index(c.split(" · ", 1)[1]) if " · " in c else 0))  # fmt: skip
+    # config -> column -> api -> recipe -> rows, in one pass (per-cell filtering of the frame is slow)
     tree: dict[tuple[Any, ...], dict[str, dict[str, dict[str, list[Outcome]]]]] = {}
     keys = map(config_key, df[list(SPEC)].to_dict("records"))
-    columns = zip(keys, df["framework"], df["api"], df["recipe"], outcomes(df), strict=True)
+    columns = zip(keys, column, df["api"], df["recipe"], outcomes(df), strict=True)
     for key, fw, api, recipe, row in columns:
         tree.setdefault(key, {}).setdefault(fw, {}).setdefault(api, {}).setdefault(recipe, []).append(row)
     return pd.DataFrame([

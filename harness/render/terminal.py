@@ -50,5 +50,7 @@ def verify_table(df: pd.DataFrame) -> str:
     """`verify`'s rows (one per case and device), then the causes."""
     cols = {"case_id": "case", "device": "device", "outcome": "outcome", "value_rel_err": "value rel err",
             "grad_rel_err": "grad rel err", "tol": "tol", "explanation": "explanation", "error": "error"}  # fmt: skip
+    if "grad_method" in df and (df["grad_method"].fillna("autodiff") != "autodiff").any():  # numerical, or none
+        cols = {**dict(list(cols.items())[:5]), "grad_method": "gradient", **dict(list(cols.items())[5:])}
     why = causes(df)
     return _table(df, cols) + (f"\n\nCauses:\n{why}" if why else "")

@@ -84,7 +84,9 @@ def _start(worker: Worker, kind: str, info: dict[str, Any]) -> tuple[str, tuple[
         info[kind] = str(e)
         return kind, (e.outcome, str(e))
     info[kind] = hello.reason or hello.device
-    for key, value in (("threads", hello.threads), ("versions", hello.versions), (f"isa_{kind}", hello.isa)):
+    pairs = (("threads", hello.threads), ("versions", hello.versions), (f"isa_{kind}", hello.isa),
+             ("python", hello.python))  # fmt: skip
+    for key, value in pairs:
         if value:
             info[key] = value
     return hello.device or kind, (("unsupported", hello.reason) if hello.reason else None)
@@ -99,7 +101,8 @@ def _run_job(
     adapter = registry.load(framework)
     if options.user is not None:
         adapter = adapter.verifying(options.user)
-    version = adapter.version()
+    python = options.interpreter(framework)  # another environment: what is installed there, its worker says
+    version = None if python else adapter.version()
     info: dict[str, Any] = {"version": version}
     pending = iter(cases)
     head = next(pending, None)
@@ -107,7 +110,7 @@ def _run_job(
         return info
     cases = itertools.chain([head], pending)
     # not installed, or no GPU on this machine at all: no worker needed to say so
-    reason = adapter.unavailable() or (no_gpu_reason() if kind == "gpu" else None)
+    reason = (None if python else adapter.unavailable()) or (no_gpu_reason() if kind == "gpu" else None)
     if reason is not None:
         for case in cases:
             sink(judge.without_numbers(case, adapter, version, kind, "unsupported", reason,
@@ -121,8 +124,9 @@ def _run_job(
     # accuracy workers run `jobs` at a time: they share the cores (oversubscribed OpenMP threads spin
     # against each other and run several times slower); timing workers run alone and get them all
     threads = max(1, (options.threads or os.cpu_count() or 1) // max(1, options.jobs))
-    worker = Worker(framework, kind, options.debug, threads, cpus=cpus, user=options.user)
+    worker = Worker(framework, kind, options.debug, threads, cpus=cpus, user=options.user, python=python)
     device, hello_error = _start(worker, kind, info)
+    version = info["version"] = worker.hello.version if worker.hello else version
     counts: dict[str, int] = {}
     try:
         for case in cases:

@@ -80,16 +80,47 @@ def gpu_names() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
 
-def environment(command: str, frameworks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def gpu_instruction_sets() -> list[str]:
+    """Each NVIDIA GPU's instruction set as its compute capability (``sm_90``; empty where none)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return []
+    caps = [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+    return ["sm_" + c.replace(".", "") for c in caps]
+
+
+MACHINE_VARIABLE = "HARNESS_MACHINE"  # the machine's name where --machine is not given
+
+
+def hardware_name(cpu: str, cores: int | None, gpus: list[str]) -> str:
+    """``AMD EPYC 9654 (16 cores) / NVIDIA H100 80GB HBM3``: the CPU model and core count, then the GPUs."""
+    head = (cpu or "unknown CPU") + (f" ({cores} cores)" if cores else "")
+    return " / ".join([head, *dict.fromkeys(gpus)])
+
+
+def this_machine(configured: str | None = None) -> str:
+    """The name a run's rows are filed under (env.json ``machine``; merged reports pair rows by it and put
+    machines side by side): `configured` (``--machine``), else $HARNESS_MACHINE, else the hostname and the
+    hardware (``node7: AMD EPYC 9654 (16 cores) / NVIDIA H100 80GB HBM3``). Stable across runs on one box;
+    name shards that run on several boxes of one kind alike (a CI runner label, a SLURM partition)."""
+    name = (configured or os.environ.get(MACHINE_VARIABLE) or "").strip()
+    return name or f"{platform.node()}: {hardware_name(cpu_model(), os.cpu_count(), gpu_names())}"
+
+
+def environment(command: str, frameworks: dict[str, dict[str, Any]], machine: str | None = None) -> dict[str, Any]:
     """Everything but the per-framework part, which the workers report (version, devices, threads)."""
     return {
         "harness_version": __version__,
         "git_commit": git_commit(),
         "frameworks": frameworks,
+        "machine": this_machine(machine),
         "hostname": platform.node(),
         "cpu": cpu_model(),
         "cpu_isa": cpu_instruction_set(),
         "gpus": gpu_names(),
+        "gpu_isa": gpu_instruction_sets(),
         "cpu_count": os.cpu_count(),
         "os": platform.platform(),
         "python": sys.version.split()[0],

@@ -28,6 +28,12 @@ class RunOptions:
     policies: tuple[str, ...] | None = None
     mode_cases: frozenset[str] = frozenset()
     repeats: int = 3  # calls whose bits must agree for a row to be `deterministic` (on the cases plan.py says)
+    # (framework, interpreter) for frameworks whose workers another Python runs (harness/runner/interpreters.py)
+    python: tuple[tuple[str, str], ...] = ()
+
+    def interpreter(self, framework: str) -> str | None:
+        """The interpreter `framework`'s workers run under (None: this one)."""
+        return dict(self.python).get(framework)
 
 
 def device_kind(device: str) -> str:

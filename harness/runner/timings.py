@@ -24,14 +24,19 @@ from harness.runner.worker import Interrupted, TimingRequest, Worker, WorkerDied
 TIMING_COLUMNS = (
     "run_id", "case_id", "shape", "dtype", "framework", "framework_version", "api", "device", "mode", "pass",
     "median_s", "iqr_s", "samples", "compile_s", "bytes_min", "gbps", "roofline_frac", "threads",
+    "peak_bytes", "peak_by",
 )  # fmt: skip
 
 
 def bytes_min(case: Case, pass_: str) -> int:
     """The fewest bytes a loss call must move: read x, targets and weights, write the loss, and for
-    forward+backward also write the gradient (a fused kernel reads x once for both)."""
+    forward+backward also write the gradient (a fused kernel reads x once for both). A linear head's x is E, and
+    W (and b) are read and their gradients written too: never its N x C logits. Also the least memory the call
+    holds at once (`peak_bytes`' floor): its inputs and outputs."""
     item = ITEMSIZE[case.dtype]
-    x = math.prod(case.shape) * item
+    x = (case.shape[0] * case.hidden if case.hidden else math.prod(case.shape)) * item
+    if case.hidden:  # the classifier [W | b] is read, and differentiated, like x
+        x += case.n_classes * (case.hidden + case.spec.bias) * item
     target = case.n_elements * 8 if case.spec.target == "index" else x
     weight = case.n_classes * item if case.spec.weighted else 0
     out = item if case.spec.reduction != "none" else case.n_elements * item
@@ -40,10 +45,13 @@ def bytes_min(case: Case, pass_: str) -> int:
 
 def timing_row(
     run_id: str, case: Case, framework: str, version: str | None, device: str, api: str, mode: str, pass_: str,
-    measurement, bandwidth_gbps: float | None, threads: int | None,
+    measurement, bandwidth_gbps: float | None, threads: int | None, peak: tuple[int | None, str] = (None, ""),
 ) -> dict[str, Any]:  # fmt: skip
-    """One timing row; `measurement` is a harness.runner.timing.Measurement."""
+    """One timing row; `measurement` is a harness.runner.timing.Measurement; `peak` the call's measured peak above
+    its staged inputs and what counted it (harness/runner/peak.py): the row's peak_bytes adds those inputs, so it
+    compares with bytes_min (inputs and outputs, the floor)."""
     b = bytes_min(case, pass_)
+    grown, by = peak
     gbps = b / measurement.median_s / 1e9
     return {
         "run_id": run_id, "case_id": case.id, "shape": case.shape_str, "dtype": case.dtype, "framework": framework,
@@ -51,7 +59,15 @@ def timing_row(
         "median_s": measurement.median_s, "iqr_s": measurement.iqr_s, "samples": len(measurement.samples),
         "compile_s": measurement.compile_s if mode == "compiled" else float("nan"), "bytes_min": b, "gbps": gbps,
         "roofline_frac": gbps / bandwidth_gbps if bandwidth_gbps else float("nan"), "threads": threads or 0,
+        "peak_bytes": float("nan") if grown is None else bytes_min(case, "forward") - _output(case) + grown,
+        "peak_by": by,
     }  # fmt: skip
+
+
+def _output(case: Case) -> int:
+    """The loss' bytes in `bytes_min` (what `bytes_min(case, "forward")` adds to the inputs)."""
+    item = ITEMSIZE[case.dtype]
+    return item if case.spec.reduction != "none" else case.n_elements * item
 
 
 def _timing_plan(
@@ -66,7 +82,8 @@ def _timing_plan(
             continue
         for kind in options.devices:
             todo = [c for c in cases.get(kind, ()) if (c.id, adapter.name, kind) not in skip]
-            reason = adapter.unavailable() or (no_gpu_reason() if kind == "gpu" else None)
+            here = options.interpreter(framework) is None  # else what is installed there, its worker says
+            reason = (adapter.unavailable() if here else None) or (no_gpu_reason() if kind == "gpu" else None)
             if todo:
                 yield framework, kind, todo, reason
 
@@ -80,7 +97,15 @@ def spawn_timing_workers(
     workers = {}
     for framework, kind, todo, reason in _timing_plan(cases, options, skip):
         if todo and not reason:
-            workers[(framework, kind)] = Worker(framework, kind, options.debug, options.threads, timing=True, warm=todo)
+            workers[(framework, kind)] = Worker(
+                framework,
+                kind,
+                options.debug,
+                options.threads,
+                timing=True,
+                warm=todo,
+                python=options.interpreter(framework),
+            )
             workers[(framework, kind)].spawn()
     return workers
 
@@ -112,7 +137,15 @@ def run_timing(
             t0 = time.perf_counter()
             worker = workers.pop((framework, kind), None)
             if worker is None:
-                worker = Worker(framework, kind, options.debug, options.threads, timing=True, warm=todo)
+                worker = Worker(
+                    framework,
+                    kind,
+                    options.debug,
+                    options.threads,
+                    timing=True,
+                    warm=todo,
+                    python=options.interpreter(framework),
+                )
                 worker.spawn()
             try:
                 hello = worker.handshake()
@@ -135,7 +168,8 @@ def run_timing(
                             info["not_timed"][f"{name} {kind} {r.api} {r.mode} {r.pass_}"] = r.error
                             continue
                         row = timing_row(run_id, case, name, hello.version, hello.device, r.api, r.mode,
-                                         r.pass_, r.measurement, bw, hello.threads)  # fmt: skip
+                                         r.pass_, r.measurement, bw, hello.threads,
+                                         (getattr(r, "peak_bytes", None), getattr(r, "peak_by", "")))  # fmt: skip
                         rows.append(row)
                         raw.append(list(r.measurement.samples))
                     key = {"case_id": case.id, "framework": name, "device": hello.device}

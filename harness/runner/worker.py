@@ -9,26 +9,31 @@ and is restarted for the next.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
+import hashlib
+import importlib
 import os
 import pickle
+import platform
 import re
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
 from adapters import registry
 from adapters.base import MODES, PASSES, Adapter, Result, Unavailable, error_text
 from adapters.user import UserLoss
 from cases.spec import Case, Inputs, LossSpec
+from harness.runner.peak import peak_bytes, resident_set
 from harness.runner.plan import Plan
 from harness.runner.timing import Measurement, measure
 
@@ -50,6 +55,8 @@ class TimingResult:
     pass_: str
     measurement: Measurement | None
     error: str = ""
+    peak_bytes: int | None = None  # one more call's peak above its staged inputs (harness/runner/peak.py)
+    peak_by: str = ""  # what counted it: the framework's allocator, or VmHWM (the worker's resident set)
 
 
 def time_case(adapter: Adapter, request: TimingRequest, device: str) -> list[TimingResult]:
@@ -68,7 +75,11 @@ def time_case(adapter: Adapter, request: TimingRequest, device: str) -> list[Tim
                 try:
                     arranged = adapter.arrange(recipe.name, case.spec, inputs)[0]
                     call, sync = adapter.timer(recipe.code, case.spec, arranged, case.dtype, device, mode, pass_)
-                    out.append(TimingResult(api.name, mode, pass_, measure(call, sync, budget_s=request.budget_s)))
+                    m = measure(call, sync, budget_s=request.budget_s)
+                    counters = adapter.memory_counters(device) or resident_set()  # for the call just staged
+                    peak = None if counters is None else peak_bytes(call, sync, counters)
+                    out.append(TimingResult(api.name, mode, pass_, m, peak_bytes=peak,
+                                            peak_by=counters.source if counters else ""))  # fmt: skip
                 except Unavailable as e:
                     out.append(TimingResult(api.name, mode, pass_, None, str(e)))
                 except Exception as e:  # the framework raised: recorded, not fatal
@@ -86,6 +97,7 @@ class Hello:
     threads: int | None = None
     versions: dict[str, str | None] | None = None  # every distribution the rows depend on
     isa: str | None = None  # the instruction set (or GPU) the framework's kernels use there
+    python: dict[str, str] | None = None  # the interpreter it runs under: executable, version
 
 
 CASE_DONE = "case done"  # the message that ends a case's results
@@ -162,7 +174,9 @@ COMPILER_CACHE_VARIABLES = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE
 # Lines the frameworks' C++ logging (absl) writes to stderr whatever TF_CPP_MIN_LOG_LEVEL says (TensorFlow 2.19+,
 # tensorflow#100442): info, warnings and errors that repeat what a row's `error` already holds. Fatal ones stay.
 NATIVE_LOG_LINE = re.compile(
-    rb"^(?:[IWE]\d{4} [\d:.]+\s+\d+ [^\]]+\] |WARNING: All log messages before absl::InitializeLog\(\))"
+    rb"^(?:[IWE]\d{4} [\d:.]+\s+\d+ [^\]]+\] |WARNING: All log messages before absl::InitializeLog\(\)"
+    # PaddlePaddle's import, whenever OMP_NUM_THREADS is not 1 (the harness sets each worker's threads)
+    rb"|WARNING: OMP_NUM_THREADS set to \d+, not 1\.|PLEASE USE OMP_NUM_THREADS WISELY\.)"
 )
 
 
@@ -190,18 +204,14 @@ def forward_stderr(fd: int, out: BinaryIO, keep_native_logs: bool) -> None:
 def serve(
     conn: Connection, framework: str, device_kind: str, debug: bool, threads: int | None = None,
     timing: bool = False, compiler_cache: str | None = None, cpus: tuple[int, ...] | None = None,
-    warm: Sequence[Case] = (), user: UserLoss | None = None, stderr: Connection | None = None,
+    warm: Sequence[Case] = (), user: UserLoss | None = None,
 ) -> None:  # fmt: skip
     """Worker process main loop: hello, then one reply per (Case, plan, repeats) (results) or TimingRequest
     (timings and the device's copy bandwidth) received, until None. A `timing` worker warms its
     framework's compiler up before saying hello; `compiler_cache` is a fresh directory for the
     compilers' on-disk caches; `cpus`, the CPUs the process may run on; `warm`, the cases a timing
     worker will time (`warm_up`); `user`, the user's function a verifying worker runs instead of the
-    framework's APIs (`harness.verify`); `stderr`, the pipe the process' stderr goes to (`forward_stderr`)."""
-    if stderr is not None:  # before any framework is loaded: their C++ logs go there too
-        sys.stderr.flush()
-        os.dup2(stderr.fileno(), 2)
-        stderr.close()
+    framework's APIs (`harness.verify`)."""
     # Ctrl-C reaches the whole process group; the parent decides what an interrupt means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if cpus:  # before any framework is imported: XLA reads the CPU count once, to size its pools
@@ -228,7 +238,8 @@ def serve(
             reason = f"could not start: {error_text(e)}"
     if timing and reason is None and device is not None:
         warm_up(adapter, device, warm)
-    send(conn, Hello(adapter.version(), device, reason, threads, adapter.versions(), isa))
+    python = {"executable": sys.executable, "version": platform.python_version()}
+    send(conn, Hello(adapter.version(), device, reason, threads, adapter.versions(), isa, python))
     bandwidth: float | None = None
     while True:
         request = conn.recv()
@@ -248,24 +259,73 @@ def serve(
             send(conn, CASE_DONE)
 
 
-_MAIN_LOCK = threading.Lock()  # the one process-wide swap below, made by one starting worker at a time
+def main() -> None:
+    """A worker process' entry point (``python -c "from harness.runner.worker import main; main()"``): connect
+    back to the parent (address and key in the environment), receive `serve`'s arguments, serve."""
+    from multiprocessing.connection import Client
+
+    conn = Client(os.environ.pop(ADDRESS_VARIABLE))
+    path, args = conn.recv()
+    sys.path.extend(p for p in path if p not in sys.path)  # after its own: the caller's modules never shadow
+    serve(conn, *args)
 
 
-@contextlib.contextmanager
-def _caller_main_hidden() -> Iterator[None]:
-    """Start a worker without the caller's ``__main__``: a spawned process re-imports the parent's main
-    module to unpickle what it defines, which re-runs a plain script without an ``if __name__ ==
-    "__main__":`` guard (and its harness call, recursively) and fails outright for ``python - <<EOF`` or a
-    notebook. A worker needs nothing from it (its target and arguments live in the harness' modules),
-    so multiprocessing is shown a bare ``__main__`` while the process starts."""
-    with _MAIN_LOCK:
-        main = sys.modules.get("__main__")
-        sys.modules["__main__"] = types.ModuleType("__main__")
+ADDRESS_VARIABLE = "CE_HARNESS_WORKER_ADDRESS"
+ENTRY = "from harness.runner.worker import main; main()"
+
+
+def code_path() -> str:
+    """A directory holding only the harness' packages (links to them), for a worker's PYTHONPATH: another
+    interpreter imports the harness from there and everything else (its framework, numpy) from its own
+    environment, where putting the harness' own site-packages on its path would shadow them."""
+    root = Path(tempfile.gettempdir()) / f"ce-harness-code-{os.getuid()}-{_code_digest()}"
+    if not root.is_dir():
+        staging = Path(tempfile.mkdtemp(prefix="ce-harness-code-"))
+        for package in ("harness", "adapters", "cases"):
+            (staging / package).symlink_to(Path(importlib.import_module(package).__file__).parent)
         try:
-            yield
-        finally:
-            if main is not None:
-                sys.modules["__main__"] = main
+            staging.rename(root)
+        except OSError:  # another worker made it first: the same links
+            shutil.rmtree(staging, ignore_errors=True)
+    return str(root)
+
+
+def _code_digest() -> str:
+    """Where this harness' packages live, hashed: one links directory per installation."""
+    here = str(Path(__file__).resolve().parents[2])
+    return hashlib.sha1(here.encode()).hexdigest()[:12]
+
+
+def caller_path() -> list[str]:
+    """The caller's import path outside its Python installation (its script's directory, the working
+    directory, PYTHONPATH): where a user's loss named as ``module:function`` (or pickled by reference) lives."""
+    roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    out = []
+    for p in sys.path:
+        full = os.path.realpath(p or os.getcwd())
+        if not any(full == r or full.startswith(r + os.sep) for r in roots):
+            out.append(full)
+    return out
+
+
+class Child:
+    """A worker process started with `subprocess` (any interpreter), with the handful of
+    `multiprocessing.Process` methods the parent uses."""
+
+    def __init__(self, popen: subprocess.Popen) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.poll()  # negative: killed by that signal, as multiprocessing reports it
 
 
 class Interrupted(Exception):
@@ -297,15 +357,16 @@ class Worker:
     def __init__(
         self, framework: str, device_kind: str, debug: bool = False, threads: int | None = None,
         timing: bool = False, cpus: tuple[int, ...] | None = None, warm: Sequence[Case] = (),
-        user: UserLoss | None = None,
+        user: UserLoss | None = None, python: str | None = None,
     ) -> None:  # fmt: skip
         self.framework, self.device_kind, self.debug, self.threads = framework, device_kind, debug, threads
+        self.python = python or sys.executable  # the interpreter it runs under (`--python FW=PATH`)
         self.user = user  # a verifying worker: the user's function is its one API
         self.cpus = cpus  # the CPUs it may run on (None: all of this process's)
         self.timing = timing  # a timing worker: warms the compiler up before its hello
         self.warm = tuple(warm)  # the cases a timing worker will time (their eager first calls in its warm-up)
         self.compiler_cache: str | None = None  # its compilers' cache directory, removed with it
-        self.process: Any = None
+        self.process: Child | None = None
         self.conn: Connection | None = None
         self.hello: Hello | None = None
 
@@ -315,33 +376,63 @@ class Worker:
         return self.handshake()
 
     def spawn(self) -> None:
-        """Start the process without waiting: it imports its framework while the caller goes on."""
-        ctx = mp.get_context("spawn")  # fork would copy the parent's state (and any imported framework)
-        parent, child = ctx.Pipe()
+        """Start the process without waiting: it imports its framework while the caller goes on.
+
+        A fresh interpreter (`python`, this one by default) runs `main`, connects back over a local socket and
+        receives its arguments: nothing of the parent's state (imported frameworks, ``__main__``, sys.path)
+        reaches it, so another environment's interpreter serves its own framework versions."""
         self._remove_compiler_cache()  # a restarted worker starts from nothing, as the first did
         if self.timing:
             self.compiler_cache = tempfile.mkdtemp(prefix=f"ce-harness-{self.framework}-")
         args = (
-            child, self.framework, self.device_kind, self.debug, self.threads, self.timing, self.compiler_cache,
+            self.framework, self.device_kind, self.debug, self.threads, self.timing, self.compiler_cache,
             self.cpus, self.warm, self.user,
         )  # fmt: skip
-        err_read, err_write = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(target=serve, args=(*args, err_write), daemon=True)
-        with _caller_main_hidden():
-            self.process.start()
-        child.close()
-        err_write.close()
-        self.conn = parent
-        # the read end's descriptor now belongs to the forwarding thread, which closes it at the worker's exit
-        fd = os.dup(err_read.fileno())
-        err_read.close()
-        out = getattr(sys.stderr, "buffer", None) or sys.__stderr__.buffer
-        threading.Thread(target=forward_stderr, args=(fd, out, self.debug), daemon=True).start()
+        home = tempfile.mkdtemp(prefix="ce-harness-worker-")  # private (0700): only this user can connect
+        address = os.path.join(home, "socket")
+        try:
+            with socket.socket(socket.AF_UNIX) as listener:
+                listener.bind(address)
+                listener.listen(1)
+                listener.settimeout(0.2)
+                env = {**os.environ, ADDRESS_VARIABLE: address}
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, (code_path(), os.environ.get("PYTHONPATH"))))
+                popen = subprocess.Popen([self.python, "-c", ENTRY], env=env, stdin=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE)  # fmt: skip
+                self.process = Child(popen)
+                # the read end now belongs to the forwarding thread, which closes it at the worker's exit
+                fd = os.dup(popen.stderr.fileno())
+                popen.stderr.close()
+                out = getattr(sys.stderr, "buffer", None) or sys.__stderr__.buffer
+                threading.Thread(target=forward_stderr, args=(fd, out, self.debug), daemon=True).start()
+                self.conn = self._accept(listener)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+        if self.conn is not None:
+            self.conn.send((caller_path(), args))
+
+    def _accept(self, listener: socket.socket) -> Connection | None:
+        """The worker's connection, or None if it exited (or stayed silent) before connecting: `handshake`
+        then says which."""
+        deadline = time.perf_counter() + STARTUP_TIMEOUT_S
+        while self.process.is_alive() and time.perf_counter() < deadline:
+            try:
+                sock, _ = listener.accept()
+            except TimeoutError:
+                continue
+            sock.setblocking(True)
+            return Connection(sock.detach())
+        return None
 
     def handshake(self) -> Hello:
         """The hello of a spawned worker (its version and device, or why it cannot run)."""
         parent = self.conn
-        assert parent is not None
+        if parent is None:
+            self.process.join(5)
+            if self.process.is_alive():
+                self.kill()
+                raise WorkerDied("timeout", f"worker did not start within {STARTUP_TIMEOUT_S:.0f} s")
+            raise WorkerDied("crashed", f"worker died while starting: {describe_exit(self.process.exitcode)}")
         if not parent.poll(STARTUP_TIMEOUT_S):
             self.kill()
             raise WorkerDied("timeout", f"worker did not start within {STARTUP_TIMEOUT_S:.0f} s")
@@ -419,7 +510,8 @@ class Worker:
     def kill(self) -> None:
         if self.process is not None and self.process.is_alive():
             os.kill(self.process.pid, signal.SIGKILL)
-            self.process.join(5)
+        if self.process is not None:
+            self.process.join(5)  # reaped: no zombie left behind
         if self.conn is not None:
             self.conn.close()
             self.conn = None

@@ -99,8 +99,8 @@ def test_a_non_deterministic_call_is_caught() -> None:
             return value + Noisy.calls * np.spacing(value), grad, dt  # one more ulp each call
 
     case = CASES["multiclass-n64-c10-f32-mean-s0"]
-    results = Noisy().run_case(case, "cpu", repeats=3)
-    assert {r.deterministic for r in results} == {False}
+    results = [r for r in Noisy().run_case(case, "cpu", repeats=3) if np.isfinite(r.value).all()]  # inf + ulp = inf
+    assert results and {r.deterministic for r in results} == {False}
     assert {r.deterministic for r in NumpyAdapter().run_case(case, "cpu", repeats=3)} == {True}
     assert {r.deterministic for r in NumpyAdapter().run_case(case, "cpu")} == {None}, "one call: not checked"
 

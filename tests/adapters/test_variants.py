@@ -3,8 +3,11 @@ behaviour on a case where it matters, and is distinguishable from the canonical 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -385,3 +388,117 @@ def test_variants_do_not_apply_where_they_mean_nothing() -> None:
         )
         is None
     )
+
+
+# -- MLX (float32: its float64 exp is a float32 polynomial, ml-explore/mlx#3047) --------------------------------
+
+
+@pytest.fixture(scope="module")
+def mx():
+    return pytest.importorskip("mlx.core", reason="MLX is not installed")
+
+
+def mlx_run(mx, c: Case, fn):
+    """fn(x, y) -> loss in MLX on c's arrays (c's dtype), and the gradient of its sum."""
+    inputs = c.inputs()
+    dt = getattr(mx, c.dtype)
+    x = mx.array(inputs.x, dtype=dt)
+    y = mx.array(inputs.target, dtype=mx.int32 if c.spec.target == "index" else dt)
+    grad = mx.grad(lambda x: fn(x, y).sum())(x)
+    return np.array(fn(x, y)).astype(np.float64), np.array(grad).astype(np.float64)
+
+
+def test_mlx_variants_are_its_losses(mx) -> None:
+    """reduction=none: cross_entropy's default; targets_sum_to_one: its probability-target formula with the max held
+    constant; prob_clamp=nan_grad: binary_cross_entropy(with_logits=False)'s clip differentiated at p in {0, 1}."""
+    import mlx.nn as nn
+
+    c = case("multiclass-n64-c10-f32-mean")
+    check("reduction=none", c, *mlx_run(mx, c, lambda x, y: nn.losses.cross_entropy(x, y)))
+    c = case("edge-unnormalised-n64-c10-f32-pt-mean")
+    check("targets_sum_to_one", c, *mlx_run(mx, c, lambda x, y: nn.losses.cross_entropy(x, y, reduction="mean")))
+    c = case("binary-p01-n64-c4-f32-prob-mean")
+    bce = lambda x, y: nn.losses.binary_cross_entropy(x, y, with_logits=False)  # noqa: E731
+    check("prob_clamp=nan_grad", c, *mlx_run(mx, c, bce))
+
+
+# -- PaddlePaddle (3.3.1, CPU) ----------------------------------------------------------------------------------
+
+# Paddle segfaults when imported after TensorFlow (the keras tests above import it): import it now, at collection.
+if "tensorflow" not in sys.modules:
+    with contextlib.suppress(ImportError), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its C++ extension helper warns that ccache is missing
+        import paddle  # noqa: F401
+
+
+def paddle_run(c: Case, fn):
+    """fn(F, x, y, w) -> loss in Paddle on c's arrays (c's dtype), and the gradient of its sum."""
+    if "paddle" not in sys.modules and "tensorflow" in sys.modules:
+        pytest.skip("paddle segfaults when imported after tensorflow, which an earlier module imported")
+    paddle = pytest.importorskip("paddle", reason="paddlepaddle is not installed")
+    inputs = c.inputs()
+    x = paddle.to_tensor(inputs.x, dtype=c.dtype, stop_gradient=False)
+    y = paddle.to_tensor(inputs.target, dtype="int64" if c.spec.target == "index" else c.dtype)
+    w = None if inputs.weight is None else paddle.to_tensor(inputs.weight, dtype=c.dtype)
+    loss = fn(paddle.nn.functional, x, y, w)
+    (grad,) = paddle.grad(loss.sum(), x)
+    return loss.numpy().astype(np.float64), grad.numpy().astype(np.float64)
+
+
+def test_paddle_variants_are_its_cross_entropy() -> None:
+    """sample_weight=t@w: soft labels (and smoothed ones, Paddle#47813) weighted per sample by label @ weight;
+    none_shape=keepdim: soft labels' (N, 1) loss; logits_clip=-64: its softmax kernels clip x - max(x) at -64."""
+    c = case("soft-n64-c10-f64-pt-w-mean")
+    check("sample_weight=t@w", c, *paddle_run(c, lambda F, x, y, w: F.cross_entropy(x, y, weight=w, soft_label=True)))
+    c = case("soft-n64-c10-f64-pt-none")
+    check("none_shape=keepdim", c, *paddle_run(c, lambda F, x, y, w: F.cross_entropy(x, y, soft_label=True, reduction="none")))
+    for prefix in ("edge-big-n64-c10-f64", "edge-masked-n64-c10-f64-mean"):
+        c = case(prefix)
+        check("logits_clip=-64", c, *paddle_run(c, lambda F, x, y, w: F.cross_entropy(x, y)))
+
+
+# -- the seed articles' hand-written NumPy (adapters/handwritten.py) ------------------------------------------------
+
+
+def test_handwritten_numpy_variants_are_the_seed_articles_code() -> None:
+    """probs_rounded=3: seed 004's softmax rounded to 3 decimals before its log, run as the article writes it (its
+    value alone: the rounded loss is piecewise constant, gradient 0); prob_clip=1e-7 on logits: a NumPy softmax
+    clipped to [1e-7, 1 - 1e-7] before its log, differentiated by the complex step."""
+    from adapters.numerical import complex_step
+    from adapters.numpy_adapter import ADAPTER
+
+    c = case("documented-seed004-n3-c3-f64")
+    r = next(r for r in ADAPTER.run_case(c, "cpu") if r.api == "numpy.seed004_rounded_softmax_nll")
+    assert r.recipe == "native" and r.grad is None
+    check("probs_rounded=3", c, r.value, np.zeros(c.shape))
+    c = case("edge-big-n64-c10-f64-mean")
+    y = c.inputs().target
+
+    def clipped(z: np.ndarray) -> np.ndarray:
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return -np.log(np.clip(e / e.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7))[np.arange(len(y)), y].mean()
+
+    check("prob_clip=1e-7", c, clipped(c.inputs().x), complex_step(clipped, c.inputs().x))
+
+
+def test_label_oob_nan_value_is_a_nan_class_weight_of_a_masked_element(jnp) -> None:
+    """Keras on JAX, SparseCategoricalCrossentropy(ignore_class=-100)(y, x, sample_weight=ops.take(w, y)), written
+    out in jnp (keras/src/losses/loss.py): jnp.take fills NaN for -100 (outside [-C, C)), ignore_class zeroes the
+    element's loss with a where (no gradient) and its weight with a 0 mask, whose product with NaN is NaN in the
+    value only; the masked mean divides by the kept count (weight_norm=count)."""
+    import jax
+
+    c = case("multiclass-n64-c10-f64-w-iim100-mean")
+    w = jnp.asarray(c.inputs().weight)
+
+    def keras_like(x, y):
+        y = jnp.asarray(y)
+        keep = y != -100
+        sw = jnp.take(w, y)  # NaN where y = -100
+        each = jnp.where(keep, -jnp.take_along_axis(jax.nn.log_softmax(x), jnp.where(keep, y, 0)[:, None], 1)[:, 0], 0)
+        mask_weight = jnp.where(keep, keep.size / keep.sum(), 0)
+        return (each * sw * mask_weight).sum() / keep.size
+
+    value, grad = jax_run(c, keras_like)
+    assert np.isnan(value) and np.isfinite(grad).all()
+    check("weight_norm=count+label_oob=nan_value", c, value, grad)

@@ -23,7 +23,7 @@ CODE = "loss = reference(x, y, w)"
 
 class Faulty(Adapter):
     modules = distributions = ("numpy",)
-    apis = (Api("faulty.loss", lambda s: True, lambda s: (Recipe("native", CODE), Recipe("matched", None, "none"))),)
+    apis = (Api("faulty.loss", lambda s: not s.linear, lambda s: (Recipe("native", CODE), Recipe("matched", None, "none"))),)
 
     def __init__(self, name: str, fault: Callable[[], None]) -> None:
         super().__init__()

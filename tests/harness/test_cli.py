@@ -76,8 +76,8 @@ def test_golden_values_appear_in_the_summary(documented_run: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "--frameworks", "pytorc"], "Expected framework in {numpy, torch, tensorflow, jax}. Received: framework='pytorc'"),
-        (["run", "--kinds", "multi"], "Expected kind in {binary, multiclass, soft, smoothed, edge, accumulation, documented}"),
+        (["run", "--frameworks", "pytorc"], "Expected framework in {numpy, torch, tensorflow, jax, paddle, mlx, onnxruntime, keras_jax, keras_torch}. Received: framework='pytorc'"),
+        (["run", "--kinds", "multi"], "Expected kind in {binary, multiclass, soft, smoothed, edge, accumulation, documented, linear}"),
         (["run", "--modes", "jit"], "Expected mode in {eager, compiled}. Received: mode='jit'"),
         (["run", "--policies", "amp"], "Expected policy in {none, autocast-bfloat16, autocast-float16, mixed_bfloat16, mixed_float16}. Received: policy='amp'"),
         (["run", "--dtypes", "float8"], "Expected dtype in {float64, float32, float16, bfloat16}. Received: dtype='float8'"),
@@ -87,6 +87,7 @@ def test_golden_values_appear_in_the_summary(documented_run: Path) -> None:
         (["run", "--out", "/proc/nope"], "Expected a writable --out directory"),
         (["run", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
         (["run", "--resume", "/nonexistent"], "Expected a run directory with options.json"),
+        (["run", "--python", "jax=/no/such/python"], "Expected an executable Python or pip requirements such as 'jax==0.9.2 jaxlib==0.9.2'. Received: --python jax='/no/such/python'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )  # fmt: skip

@@ -16,7 +16,7 @@ def test_bad_options_are_one_line_and_write_nothing(tmp_path: Path) -> None:
     for kwargs, message in (
         (
             {"frameworks": "numpy,torhc"},
-            "Expected framework in {numpy, torch, tensorflow, jax}. Received: framework='torhc'",
+            "Expected framework in {numpy, torch, tensorflow, jax, paddle, mlx, onnxruntime, keras_jax, keras_torch}. Received: framework='torhc'",
         ),
         ({"timing": "fast"}, "Expected timing in {off, default, full}. Received: timing='fast'"),
         ({"jobs": 0}, "Expected --case-timeout > 0, --jobs >= 1"),
@@ -51,7 +51,10 @@ def test_a_run_and_its_resume(tmp_path: Path) -> None:
 def test_the_timing_policy_lives_with_the_cases() -> None:
     default, full = timing_plan("default"), timing_plan("full")
     assert timing_plan("off") == {"cpu": [], "gpu": []}
-    assert len(full["cpu"]) == len(default["cpu"]) + 1, "the CPU's largest case is timed with --timing full only"
+    plain = [[c for c in plan["cpu"] if not c.spec.linear] for plan in (default, full)]
+    assert len(plain[1]) == len(plain[0]) + 1, "the CPU's largest case is timed with --timing full only"
+    linear = sorted(c.n_classes for c in full["cpu"] if c.spec.linear)
+    assert linear == [32000, 128256, 256000] and not any(c.spec.linear for c in default["cpu"]), linear
     assert {c.dtype for c in full["gpu"]} == {"float32", "bfloat16"}
 
 
@@ -70,5 +73,5 @@ def test_devices_default_to_those_present(tmp_path: Path, monkeypatch: pytest.Mo
     default = harness.run("numpy", "documented", "float32", out=tmp_path / "a", timing="off", quiet=True)
     assert set(default.accuracy["device"]) == {"cpu"}
     asked = harness.run("numpy", "documented", "float32", "cpu,gpu", out=tmp_path / "b", timing="off", quiet=True)
-    gpu = asked.accuracy[asked.accuracy["device"] == "gpu"]
+    gpu = asked.accuracy[(asked.accuracy["device"] == "gpu") & (asked.accuracy["api"] == "adapters.reference.evaluate")]
     assert len(gpu) and set(gpu["outcome"]) == {"unsupported"} and gpu["error"].str.startswith("no GPU").all()

@@ -81,3 +81,15 @@ def test_a_lazy_reference_gradient_judges_as_the_array() -> None:
     for value, g in ((eager.value, eager.grad), (eager.value * 1.001, grad), (eager.value, grad.astype(np.float32))):
         want, got = compare(value, g, eager, "float64", 1e-12), compare(value, g, lazy, "float64", 1e-12)
         assert got == want, f"{got} != {want} [compare(..., GradRows reference)]"
+
+
+def test_without_a_gradient_the_value_alone_is_judged() -> None:
+    """An inference runtime returns no gradient: a right value is ok, a wrong one still a mismatch."""
+    ref = ev(1.0, [0.5, -0.5])
+    tol = tolerance("float32", 10, 64)
+    c = compare(np.array(1.0 + 2**-23), None, ref, "float32", tol)
+    assert c.outcome == "ok" and np.isnan(c.grad_rel_err) and np.isnan(c.grad_scaled_err), c
+    c = compare(np.array(1.001), None, ref, "float32", tol)
+    assert c.outcome == "mismatch" and abs(c.value_rel_err - 1e-3) < 1e-12, c
+    c = compare(np.array(np.inf), None, ref, "float32", tol)
+    assert c.outcome == "nonfinite" and "grad" not in c.error, c

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cases.generator import default_cases
+from cases.generator import default_cases, with_float64
 from cases.names import UsageError
 from cases.shards import parse_shard, shard_cases
 from cases.spec import Case
@@ -27,14 +27,16 @@ ALL = default_cases()
 KEY = ["case_id", "framework", "api", "recipe", "device"]
 
 
-def make_run(path: Path, cases: list[Case], run_id: str) -> Path:
-    """A run directory as `python -m harness run` writes it (accuracy, claims, env.json, options.json)."""
+def make_run(path: Path, cases: list[Case], run_id: str, shard: tuple[int, int] | None = None) -> Path:
+    """A run directory as `python -m harness run` writes it (accuracy, claims, env.json, options.json), float64
+    cases added as a run adds them."""
+    cases = with_float64(cases)
     rows: list[dict] = []
     options = RunOptions(("numpy", "torch"), ("cpu",), jobs=2, quiet=True)
     info = run_accuracy(cases, options, RowJudge(run_id), rows.extend)
     store = RunStore.create(path)
     opts = {"run_id": run_id, "frameworks": ["numpy", "torch"], "devices": ["cpu"], "kinds": ["soft", "documented"],
-            "dtypes": ["float32"], "seed": 0}  # fmt: skip
+            "dtypes": ["float32"], "seed": 0, "shard": list(shard) if shard else None}  # fmt: skip
     store.write_json("options.json", opts)
     store.write_table("accuracy", accuracy_frame(rows, cases))
     if len(claims := claims_frame(cases)):
@@ -58,7 +60,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("shards")
     out = {"full": make_run(base / "full", CASES, "full")}
     for k in (1, 2):
-        out[f"s{k}"] = make_run(base / f"s{k}", shard_cases(CASES, k, 2), f"shard{k}")
+        out[f"s{k}"] = make_run(base / f"s{k}", shard_cases(CASES, k, 2), f"shard{k}", (k, 2))
     return out
 
 
@@ -168,7 +170,7 @@ def test_runs_that_differ_are_merged_with_one_warning(runs: dict[str, Path], tmp
     other = tmp_path / "other"
     shutil.copytree(runs["s1"], other)
     opts = json.loads((other / "options.json").read_text())
-    (other / "options.json").write_text(json.dumps({**opts, "seed": 3, "dtypes": ["float16"]}))
+    (other / "options.json").write_text(json.dumps({**opts, "seed": 3, "dtypes": ["float16"], "shard": None}))  # not a shard: no rows missing
     env = json.loads((other / "env.json").read_text())
     env["frameworks"]["torch"]["version"] = "2.0.0"
     (other / "env.json").write_text(json.dumps(env))

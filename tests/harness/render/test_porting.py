@@ -79,7 +79,9 @@ def value_of(df: pd.DataFrame, case_id: str, framework: str, api: str | None = N
 
 def test_the_guide_states_its_conventions(guide: str, run: tuple[pd.DataFrame, dict]) -> None:
     assert CONVENTIONS in guide
-    assert "classes on axis 1" in guide and "TensorFlow and JAX snippets take classes LAST" in guide
+    # each framework's layout and names, from its adapter
+    assert "- PyTorch: classes on axis 1 (PyTorch's layout). Names in scope: `torch`, `F` (torch.nn.functional)." in guide
+    assert "- JAX/optax: classes LAST: pass np.moveaxis(x, 1, -1)" in guide and 'jax.config.update("jax_enable_x64", True)' in guide
     assert f"PyTorch {run[1]['frameworks']['torch']['version']}" in guide
     found = sections(guide)
     configs = run[0][run[0]["dtype"] == "float32"].drop_duplicates(list(CONFIG))

@@ -73,7 +73,7 @@ def test_the_reference_cache_keeps_a_cases_inputs_and_remakes_a_large_gradient()
     from harness.judge.rows import reference_cache
 
     get = reference_cache(size=2)
-    softmax = [c for c in default_cases() if c.spec.family == "softmax" and c.dtype == "float64"]
+    softmax = [c for c in default_cases() if c.spec.family == "softmax" and c.dtype == "float64" and not c.spec.linear]
     large = max(softmax, key=lambda c: math.prod(c.shape))
     small = min(softmax, key=lambda c: math.prod(c.shape))
     assert math.prod(small.shape) <= MEMO_MAX_ELEMENTS < math.prod(large.shape), (small.shape, large.shape)
