@@ -1,4 +1,4 @@
-"""A linear head's loss (`LossSpec.linear`) through PyTorch's and JAX's APIs, judged as a run judges it: matched
+"""A linear head's loss (`LossSpec.linear`) through PyTorch's, JAX's and Keras' APIs, judged as a run judges it: matched
 float32 rows are `ok` for the value and both gradients; a chunked loop that accumulates wrongly is caught by the
 gradient it gets wrong; the APIs that cannot run here say why; adapters without linear APIs have no rows."""
 
@@ -11,17 +11,20 @@ import pytest
 
 pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[torch]')")
 pytest.importorskip("jax", reason="JAX is not installed (pip install -e '.[jax]')")
+pytest.importorskip("tensorflow", reason="TensorFlow is not installed (pip install -e '.[tensorflow]')")
 
 from adapters import registry
 from adapters.base import Adapter, Api, Recipe
 from adapters.jax_adapter import ADAPTER as JAX
 from adapters.jax_adapter import LINEAR
 from adapters.registry import FRAMEWORKS
+from adapters.tensorflow_adapter import ADAPTER as TF
 from adapters.torch_adapter import ADAPTER as TORCH
 from adapters.torch_adapter import CCE, LIGER, LINEAR_CE, LINEAR_CHUNKED, LINEAR_NAIVE
 from cases.generator import default_cases
 from cases.spec import Case, LossSpec
 
+KERAS = "keras.losses.SparseCategoricalCrossentropy:linear"
 LM = LossSpec(linear=True, ignore_index=-100)
 SMALL = [
     Case("linear", LM, (32, 32000), "float32", hidden=16),
@@ -33,12 +36,12 @@ SMALL = [
 
 @pytest.fixture(scope="module")
 def rows(judged) -> list:
-    return judged(TORCH, SMALL) + judged(JAX, SMALL)
+    return judged(TORCH, SMALL) + judged(JAX, SMALL) + judged(TF, SMALL)
 
 
 def test_every_matched_row_is_ok_for_the_value_and_both_gradients(rows: list) -> None:
     ran = [r for r in rows if r.recipe == "matched" and r.outcome != "unsupported"]
-    assert {r.api for r in ran} == {LINEAR_NAIVE, LINEAR_CE, LINEAR_CHUNKED, LINEAR}
+    assert {r.api for r in ran} == {LINEAR_NAIVE, LINEAR_CE, LINEAR_CHUNKED, LINEAR, KERAS}
     bad = [(r.case_id, r.api, r.outcome, r.error, r.grad_w_scaled_err) for r in ran if r.outcome != "ok"]
     assert not bad, bad
     for r in ran:  # both gradients were judged: E's and the classifier's [W | b]
@@ -54,6 +57,12 @@ def test_the_jax_recipe_is_chunked_with_checkpointed_chunks(rows: list) -> None:
     native = next(r for r in rows if r.api == LINEAR and r.recipe == "native" and r.case.spec.reduction == "none")
     # the obvious port passes ignore_index straight in: optax's gather wraps -100 to class C-100 (documented)
     assert native.outcome == "mismatch" and native.explanation == "label_oob=wrap"
+
+
+def test_keras_computes_a_float64_head_in_float32(rows: list) -> None:
+    """Keras' losses compute in their float32 dtype policy (documented: keras.losses.*), a head's too."""
+    native = [r for r in rows if r.api == KERAS and r.recipe == "native" and r.case.dtype == "float64"]
+    assert native and all(r.outcome == "mismatch" and r.explanation == "computed_in=float32" for r in native)
 
 
 def test_apis_that_cannot_run_here_say_why(rows: list) -> None:
