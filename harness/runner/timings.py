@@ -88,6 +88,14 @@ def _timing_plan(
                 yield framework, kind, todo, reason
 
 
+def _timing_worker(framework: str, kind: str, todo: Sequence[Case], options: RunOptions) -> Worker:
+    """A started (not yet greeted) timing worker: it warms its compiler up on `todo` while the caller goes on."""
+    worker = Worker(framework, kind, options.debug, options.threads, timing=True, warm=todo,
+                    python=options.interpreter(framework))  # fmt: skip
+    worker.spawn()
+    return worker
+
+
 def spawn_timing_workers(
     cases: dict[str, Sequence[Case]], options: RunOptions, skip: frozenset[tuple[str, str, str]] = frozenset()
 ) -> dict[tuple[str, str], Worker]:
@@ -97,16 +105,7 @@ def spawn_timing_workers(
     workers = {}
     for framework, kind, todo, reason in _timing_plan(cases, options, skip):
         if todo and not reason:
-            workers[(framework, kind)] = Worker(
-                framework,
-                kind,
-                options.debug,
-                options.threads,
-                timing=True,
-                warm=todo,
-                python=options.interpreter(framework),
-            )
-            workers[(framework, kind)].spawn()
+            workers[(framework, kind)] = _timing_worker(framework, kind, todo, options)
     return workers
 
 
@@ -137,16 +136,7 @@ def run_timing(
             t0 = time.perf_counter()
             worker = workers.pop((framework, kind), None)
             if worker is None:
-                worker = Worker(
-                    framework,
-                    kind,
-                    options.debug,
-                    options.threads,
-                    timing=True,
-                    warm=todo,
-                    python=options.interpreter(framework),
-                )
-                worker.spawn()
+                worker = _timing_worker(framework, kind, todo, options)
             try:
                 hello = worker.handshake()
                 if hello.reason:
