@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,17 +64,23 @@ def torch_port(x, y, w):
 '''
 
 
+def module_on_path(tmp_path_factory: pytest.TempPathFactory, name: str, text: str) -> Iterator[str]:
+    """A fixture's body: `name`.py holding `text` in a new directory on sys.path (the workers get the caller's
+    path), removed again afterwards."""
+    d = tmp_path_factory.mktemp(name)
+    (d / f"{name}.py").write_text(text)
+    sys.path.insert(0, str(d))
+    yield str(d)
+    sys.path.remove(str(d))
+    sys.modules.pop(name, None)
+
+
 @pytest.fixture(scope="module")
 def ports(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The directory holding `my_ports.py`, on sys.path (the workers inherit it)."""
     pytest.importorskip("jax")
     pytest.importorskip("torch")
-    d = tmp_path_factory.mktemp("ports")
-    (d / "my_ports.py").write_text(PORTS)
-    sys.path.insert(0, str(d))
-    yield str(d)
-    sys.path.remove(str(d))
-    sys.modules.pop("my_ports", None)
+    yield from module_on_path(tmp_path_factory, "my_ports", PORTS)
 
 
 def _kinds(df) -> set[str]:
@@ -298,12 +305,7 @@ def plain(x, y, w):
 
 @pytest.fixture(scope="module")
 def numpy_ports(tmp_path_factory: pytest.TempPathFactory) -> str:
-    d = tmp_path_factory.mktemp("numpy_ports")
-    (d / "np_ports.py").write_text(NUMPY_PORTS)
-    sys.path.insert(0, str(d))
-    yield str(d)
-    sys.path.remove(str(d))
-    sys.modules.pop("np_ports", None)
+    yield from module_on_path(tmp_path_factory, "np_ports", NUMPY_PORTS)
 
 
 def test_a_correct_numpy_port_passes_with_a_numerical_gradient(numpy_ports: str) -> None:
