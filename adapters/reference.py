@@ -275,7 +275,7 @@ def class_axis(v: np.ndarray, ndim: int) -> np.ndarray:
 
 def evaluate(
     spec: LossSpec, inputs: Inputs, dtype: str = "float64", lazy: bool = False,
-    semantics: Semantics = CANONICAL, scales: bool = True,
+    semantics: Semantics = CANONICAL, scales: bool = True, value_only: bool = False,
 ) -> Evaluation:  # fmt: skip
     """Value, gradient and error scales of the loss, computed in `dtype`.
 
@@ -287,6 +287,9 @@ def evaluate(
         of rows at a time when read, not held (the same numbers); the sigmoid family's are arrays regardless.
       semantics: the canonical rules, or the departures a variant models.
       scales: compute the gradient's error scale (`Evaluation.grad_scale`); the loss' is always made.
+      value_only: a linear head's value and its error scale alone (the same numbers; `grad` empty, no gradients
+        of E or [W | b]: four of its six matrix products skipped), what a variant is first tested with
+        (harness/judge/explain.py); any other loss is evaluated whole.
 
     A linear head's loss (`LossSpec.linear`: x holds E, `Inputs.classifier` W) is that of its logits, with the
     gradients with respect to E (`grad`) and to [W | b] (`Evaluation.grad_w`): module docstring.
@@ -295,7 +298,7 @@ def evaluate(
       An `Evaluation` (arrays of `dtype`).
     """
     if spec.linear:
-        return _linear(spec, inputs, dtype, semantics, scales)
+        return _linear(spec, inputs, dtype, semantics, scales, value_only)
     dt = numpy_dtype(dtype)
     sem = semantics
     if sem.reduction:
@@ -922,9 +925,13 @@ def head_view(spec: LossSpec, inputs: Inputs) -> tuple[LossSpec, Inputs]:
     return spec, Inputs(linear_logits(inputs, np.dtype(np.float64)), inputs.target, inputs.weight)
 
 
-def _linear(spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: bool) -> Evaluation:
+def _linear(
+    spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: bool, value_only: bool = False
+) -> Evaluation:
     """The loss of z = E Wᵀ + b and its gradients with respect to E and [W | b], with their error scales
-    (module docstring), the chain rule taken a block of rows of G at a time (G is as large as the logits)."""
+    (module docstring), the chain rule taken a block of rows of G at a time (G is as large as the logits).
+    `value_only`: the value and its scale alone (the logits' rounding carried into the loss needs G and A, not
+    the chain rule), the gradients left empty."""
     dt = numpy_dtype(dtype)
     acc = np.dtype(np.float64)  # each dot product accumulated in float64, its result rounded to dt once
     e, w = np.asarray(inputs.x, acc), np.asarray(inputs.classifier, acc)
@@ -940,8 +947,8 @@ def _linear(spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: 
         tg = softmax_targets(reduced, Inputs(z, inputs.target, inputs.weight), np.dtype(np.float64), sem)
         d = abs(float(tg.denominator)) if reduced.reduction == "mean" else 1.0
         r_of = 0.0 if d == 0 or not np.isfinite(d) else 1.0 / d
-    grad_e = np.empty(e.shape, acc)
-    grad_w = np.zeros((c, w.shape[1] + bias), acc)
+    grad_e = np.empty(e.shape if not value_only else (0,), acc)
+    grad_w = np.zeros((c, w.shape[1] + bias) if not value_only else (0,), acc)
     if scales:
         e_abs, w_abs = np.abs(e), np.abs(w)
         b_abs = None if not bias else np.abs(np.asarray(inputs.bias))
@@ -953,15 +960,19 @@ def _linear(spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: 
         for i in range(0, n, step):
             r = slice(i, min(i + step, n))
             g = np.asarray(ev.grad[r]).astype(acc)
-            grad_e[r] = _mm(g, w)
-            grad_w[:, : w.shape[1]] += _mm(g.T, e[r])
-            if bias:
-                grad_w[:, -1] += g.sum(axis=0, dtype=acc)
+            if not value_only:
+                grad_e[r] = _mm(g, w)
+                grad_w[:, : w.shape[1]] += _mm(g.T, e[r])
+                if bias:
+                    grad_w[:, -1] += g.sum(axis=0, dtype=acc)
             if not scales:
                 continue
             a = _mm(e_abs[r], w_abs.T)  # |E| |W|ᵀ + |b|: what the logits' rounding grows with
             if b_abs is not None:
                 a += b_abs
+            if value_only:
+                extra[r] = (np.abs(g) * a).sum(axis=1)
+                continue
             p = np.exp(_log_softmax_rows(z[r].astype(np.float64), np.dtype(np.float64))[0])
             rs = r_of * np.abs(tg.coefficients(r).sum(axis=1, keepdims=True))
             gs = np.asarray(ev.grad_scale[r], np.float64) + rs * p * (a + (p * a).sum(axis=1, keepdims=True))
@@ -979,4 +990,6 @@ def _linear(spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: 
         return Evaluation(value, grad_e, scale, None, ev.undefined, grad_w, None)
     extra_scale = extra if np.ndim(scale) else extra.sum()
     scale = np.asarray(np.asarray(scale, np.float64) + extra_scale).astype(dt)
+    if value_only:
+        return Evaluation(value, grad_e, scale, None, ev.undefined)
     return Evaluation(value, grad_e, scale, scale_e.astype(dt), ev.undefined, grad_w, scale_w.astype(dt))

@@ -63,17 +63,23 @@ def semantics_of(variants: Iterable[Variant], base: Semantics = CANONICAL) -> Se
 
 
 def evaluate_variants(
-    variants: tuple[Variant, ...], spec: LossSpec, inputs: Inputs, dtype: str = "float64", constants: str = ""
-) -> Evaluation | None:
+    variants: tuple[Variant, ...], spec: LossSpec, inputs: Inputs, dtype: str = "float64", constants: str = "",
+    value_only: bool = False,
+) -> Evaluation | None:  # fmt: skip
     """The loss as the combined `variants` compute it, in `dtype` (None if one does not apply or two
-    conflict); `constants`: the dtype the variants' constants are rounded to (clip bounds), if not `dtype`.
+    conflict); `constants`: the dtype the variants' constants are rounded to (clip bounds), if not `dtype`;
+    `value_only`: a linear head's value and its scale alone (`reference.evaluate`).
     A variant applies to a linear head where it applies to its logits (`head_view`)."""
-    if variants and not all(v.applies(*head_view(spec, inputs)) for v in variants):
-        return None
+    if variants:
+        view = head_view(spec, inputs)  # a linear head's logits: made once, not once per variant
+        if not all(v.applies(*view) for v in variants):
+            return None
+        del view
     if any(a.conflicts(b) for i, a in enumerate(variants) for b in variants[i + 1 :]):
         return None
     try:
-        return evaluate(spec, inputs, dtype, semantics=semantics_of(variants, Semantics(constants=constants)))
+        sem = semantics_of(variants, Semantics(constants=constants))
+        return evaluate(spec, inputs, dtype, semantics=sem, value_only=value_only)
     except TypeError:  # no bfloat16 without ml_dtypes
         return None
 

@@ -38,7 +38,7 @@ from harness.runner.options import RunOptions, device_kind, row_key
 from harness.runner.shards import TimedJudge, balanced_split, lap_timer, planned_cases, subset
 from harness.runner.store import RunStore
 from harness.runner.timing import BUDGET_S
-from harness.runner.timings import run_timing, spawn_timing_workers, timing_frame
+from harness.runner.timings import WarmingWorkers, run_timing, timing_frame
 
 DEFAULT_RUNS = Path("reports") / "runs"
 
@@ -192,7 +192,7 @@ def _execute(
     restore = _interrupt_on_sigterm()
     # timing workers import and warm up while the accuracy pass runs (its numbers do not depend on the
     # load; timings do, and are taken after it, one framework at a time)
-    early = spawn_timing_workers(timed, options, timed_done) if level != "off" else {}
+    early = WarmingWorkers(timed, options, timed_done) if level != "off" else None
     try:
         info = run_accuracy(cases, options, TimedJudge(RowJudge(run_id)), sink, skip)  # rows keep case_s
         if level != "off":
@@ -205,8 +205,8 @@ def _execute(
         print("\ninterrupted: writing what finished; complete it with "
               f"`python -m harness run --resume {store.path}`", file=sys.stderr)  # fmt: skip
     finally:
-        for worker in early.values():  # run_timing stops those it reached
-            worker.kill()
+        if early is not None:  # run_timing stops those it reached
+            early.kill()
         restore()
     if level == "default" and "cpu" in options.devices:
         timing_info.setdefault("not_timed", {})["cpu: larger cases"] = (

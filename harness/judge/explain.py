@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,7 +38,41 @@ Combo = tuple[Variant, ...]
 _ORDERS: tuple[Combo, ...] = ((), (Variant("smoothing_order=split", "", "", lambda s, i: True,
                                            {"smoothing_order": "split"}),))  # fmt: skip
 _SIGMOID_ORDER: Combo = (Variant("sigmoid_grad=one_minus", "", "", lambda s, i: True, {"sigmoid_grad": "one_minus"}),)
-Memo = dict[tuple[tuple[str, ...], str, str], Evaluation | None]
+Key = tuple[tuple[str, ...], str, str]  # (variant names, dtype computed in, dtype of the constants)
+Memo = dict[Key, Evaluation | None]
+FACT_MAX_VALUES = 4096  # value elements up to which a `Fact` keeps the evaluation's value stage
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What explain() learned of one variant evaluation on a case, kept for the case's other rows and frameworks
+    (`Facts`; small, unlike the evaluation): whether it exists and differs from the reference at the case's
+    tolerance, and its value stage (value, scale, undefined), with which a row whose value it does not reproduce
+    is turned down without making the evaluation again. A row the value stage cannot turn down is compared in full,
+    so a fact changes no explanation, only what it costs."""
+
+    distinct: bool
+    stage: Evaluation | None = None  # value, scale, undefined; an empty gradient (None: value too large to keep)
+
+    @classmethod
+    def of(cls, ev: Evaluation | None, distinct: bool) -> Fact:
+        if ev is None or not distinct or np.size(ev.value) > FACT_MAX_VALUES:
+            return cls(distinct)
+        return cls(True, Evaluation(np.asarray(ev.value), np.zeros(0), np.asarray(ev.scale), undefined=ev.undefined))
+
+    def rules_out(self, value: np.ndarray, dtype: str, tol: float) -> bool:
+        """`value` cannot pass `compare` against the evaluation at `tol`: its value test (shape, non-finite
+        places, scaled error, an undefined loss) fails, and a full comparison needs that test passed."""
+        return not self.distinct or (
+            self.stage is not None and compare(value, None, self.stage, dtype, tol).outcome != "ok"
+        )
+
+
+Facts = dict[Key, Fact]  # one case's, shared by every framework's rows of it (harness/judge/rows.py RowJudge)
+
+
+def _key(combo: Combo, case: Case, dtype: str, constants: str) -> Key:
+    return tuple(v.name for v in combo), dtype, constants or case.dtype
 
 
 def combo_name(combo: Sequence[Variant]) -> str:
@@ -51,7 +86,7 @@ def _evaluation(
     """The combination's loss computed in `dtype` with constants (clip bounds) rounded to `constants`
     (default: the case's dtype); kept in `memo` (one case's) if given."""
     constants = constants or case.dtype
-    key = (tuple(v.name for v in combo), dtype, constants)
+    key = _key(combo, case, dtype, constants)
     if memo is not None and key in memo:
         return memo[key]
     ev = evaluate_variants(combo, case.spec, inputs, dtype, constants=constants)
@@ -81,7 +116,7 @@ def _combinations(
 def explain(
     case: Case, value: np.ndarray, grad: np.ndarray, ref: Evaluation, registered: tuple[str, ...] = (),
     memo: Memo | None = None, inputs: Inputs | None = None, grad_w: np.ndarray | None = None,
-    widen: Callable[[Evaluation, float], Evaluation] | None = None,
+    widen: Callable[[Evaluation, float], Evaluation] | None = None, facts: Facts | None = None,
 ) -> str:  # fmt: skip
     """The variants that reproduce (value, grad), ``+``-joined, or '' if none do.
 
@@ -90,29 +125,47 @@ def explain(
     `ref` was made from, not a second copy). `grad_w`: a linear head's classifier gradient, reproduced too; a
     variant applies to a linear head where it applies to its logits (`reference.head_view`). `widen(target, t)`:
     a numerical gradient's allowance added to the variant's gradient scale at tolerance t (rows.with_numerical_slack).
+    `facts`, one per case, shared by its rows of every framework: what is known of each evaluation (`Fact`).
     """
     tol = tolerance(case.dtype, case.n_classes, case.n_elements)
     inputs = case.inputs() if inputs is None else inputs
     small = math.prod(case.shape) <= MEMO_MAX_ELEMENTS
     if not small:
         memo = None  # a large case's evaluations would hold many times its logits; recompute them
+    facts = {} if facts is None else facts
     vtol = max(tol, VARIANT_MIN_TOL)
 
-    def distinct(ev: Evaluation, t: float) -> bool:
-        return compare(ev.value, ev.grad, ref, case.dtype, t, ev.grad_w).outcome != "ok"
+    def learn(combo: Combo, dtype: str = "float64", constants: str = "") -> tuple[Fact, Evaluation | None]:
+        """What is known of the combination's evaluation, and the evaluation where it had to be made to know it."""
+        key = _key(combo, case, dtype, constants)
+        known = facts.get(key)
+        if known is not None:
+            return known, None
+        if case.spec.linear:  # a value that differs is enough to know: no chain rule (four matrix products) needed
+            stage = evaluate_variants(combo, case.spec, inputs, dtype, constants or case.dtype, value_only=True)
+            if stage is None or compare(stage.value, None, ref, case.dtype, tol).outcome != "ok":
+                facts[key] = known = Fact.of(stage, stage is not None)
+                return known, None
+        ev = _evaluation(combo, case, inputs, memo, dtype, constants)
+        distinct = ev is not None and compare(ev.value, ev.grad, ref, case.dtype, tol, ev.grad_w).outcome != "ok"
+        facts[key] = known = Fact.of(ev, distinct)
+        return known, ev
 
-    def reproduces(target: Evaluation | None, t: float) -> bool:
-        if target is None or not distinct(target, tol):
+    def reproduces(combo: Combo, t: float, dtype: str = "float64", constants: str = "") -> bool:
+        """The combination differs from the reference and reproduces the row at `t`."""
+        known, made = learn(combo, dtype, constants)
+        if known.rules_out(value, case.dtype, t):
             return False
+        target = made or _evaluation(combo, case, inputs, memo, dtype, constants)
         judged = target if widen is None else widen(target, t)
         return compare(value, grad, judged, case.dtype, t, grad_w).outcome == "ok"
 
     def semantic(combo: Combo) -> bool:
         """The combination (as the case's dtype, or as a float32 policy sees half-precision inputs) reproduces."""
-        if reproduces(_evaluation(combo, case, inputs, memo), vtol):
+        if reproduces(combo, vtol):
             return True
         half = case.dtype in ("float16", "bfloat16")
-        return half and reproduces(_evaluation(combo, case, inputs, memo, "float32", "float32"), tol)
+        return half and reproduces(combo, tol, "float32", "float32")
 
     order = sorted(SEMANTIC, key=lambda v: (not v.first, v.name not in registered))
     view = head_view(case.spec, inputs)  # a linear head's logits
@@ -120,51 +173,52 @@ def explain(
     del view
     singles: list[Variant] = []  # those that differ on their own
     for v in applicable:
-        ev = _evaluation((v,), case, inputs, memo)
-        if ev is None or not distinct(ev, tol):
+        if not learn((v,))[0].distinct:  # (the evaluation is dropped: one alive at a time, each as large as x)
             continue
         singles.append(v)
-        del ev  # one evaluation alive at a time (on a large case each is as large as the logits)
         if semantic((v,)):
             return v.name
     tried: list[Combo] = [(v,) for v in singles]
     for combo in _combinations(applicable, singles, registered, MAX_COMBINATIONS[small]):
-        ev = _evaluation(combo, case, inputs, memo)
-        if ev is None or not distinct(ev, tol):
+        if not learn(combo)[0].distinct:
             continue
         tried.append(combo)
-        del ev
         if semantic(combo):
             return combo_name(combo)
     # a gradient-accumulation loop's rule on top of a triple of the API's registered variants: a fourth part
     loop = next((v for v in singles if "accumulation" in v.changes), None)
-    known = [v for v in applicable if v.name in registered and v is not loop] if loop is not None else []
-    for combo in itertools.combinations(known, MAX_PARTS):
+    known_parts = [v for v in applicable if v.name in registered and v is not loop] if loop is not None else []
+    for combo in itertools.combinations(known_parts, MAX_PARTS):
         if not any(a.conflicts(b) for a, b in itertools.combinations((loop, *combo), 2)) and semantic((loop, *combo)):
             return combo_name((loop, *combo))
-    return _rounding(case, value, grad, ref, registered, memo, inputs, tried, grad_w)
+    return _rounding(case, value, grad, ref, registered, memo, inputs, tried, grad_w, learn)
 
 
 def _rounding(
     case: Case, value: np.ndarray, grad: np.ndarray, ref: Evaluation, registered: tuple[str, ...],
-    memo: Memo | None, inputs: Inputs, semantic: Sequence[Combo], grad_w: np.ndarray | None = None,
+    memo: Memo | None, inputs: Inputs, semantic: Sequence[Combo], grad_w: np.ndarray | None,
+    learn: Callable[[Combo, str, str], tuple[Fact, Evaluation | None]],
 ) -> str:  # fmt: skip
     """``computed_in=D``: the row is within D's tolerance of the canonical loss computed in D (inputs
     rounded to D, so an ill-conditioned loss carries the same amplified input rounding), and not much
     closer to the exact answer than that computation is (then a finer precision explains it); finer
     dtypes first. A non-finite row matches D's overflow (or NaN) the same way. Or a semantic combination
-    computed in float32 (``V+computed_in=float32``: Keras' float32 dtype policy on float64 inputs)."""
-    tol = tolerance(case.dtype, case.n_classes, case.n_elements)
+    computed in float32 (``V+computed_in=float32``: Keras' float32 dtype policy on float64 inputs).
+    `learn(combo, dtype, constants)`: explain()'s, the fact (and the evaluation where made) of a combination."""
 
     def scaled_err(v: np.ndarray, g: np.ndarray, gw: np.ndarray | None) -> float | None:
         c = compare(v, g, ref, case.dtype, 0.0, gw)
         errors = [c.value_scaled_err, c.grad_scaled_err, c.grad_w_scaled_err]
         return None if c.outcome == "nonfinite" else float(np.nanmax(errors))
 
-    def rounded_to(target: Evaluation | None, dtype: str, rtol: float) -> bool:
-        if target is None or compare(target.value, target.grad, ref, case.dtype, tol, target.grad_w).outcome == "ok":
-            return False  # the rounding must be visible here for its name to mean something
-        return compare(value, grad, target, dtype, rtol, grad_w).outcome == "ok"  # dtype: D's underflow floor
+    def rounded_to(combo: Combo, dtype: str, rtol: float) -> Evaluation | None:
+        """The combination computed in `dtype`, where that rounding is visible here (differs from the reference,
+        so its name means something) and reproduces the row at D's tolerance (`dtype`: D's underflow floor)."""
+        known, made = learn(combo, dtype, dtype)
+        if known.rules_out(value, dtype, rtol):
+            return None
+        target = made or _evaluation(combo, case, inputs, memo, dtype, dtype)
+        return target if compare(value, grad, target, dtype, rtol, grad_w).outcome == "ok" else None
 
     own = scaled_err(value, grad, grad_w)
     for r in sorted(ROUNDING, key=lambda v: (EPS[v.dtype], v.name not in registered)):
@@ -175,8 +229,8 @@ def _rounding(
         if case.spec.family == "sigmoid" and case.spec.input == "logits":
             orders = (*orders, _SIGMOID_ORDER)
         for order in orders:
-            rev = _evaluation(order, case, inputs, memo, r.dtype, r.dtype)
-            if rounded_to(rev, r.dtype, rtol):
+            rev = rounded_to(order, r.dtype, rtol)
+            if rev is not None:
                 budget = scaled_err(rev.value, rev.grad, rev.grad_w)
                 if own is None or budget is None or own >= budget / 16:
                     return r.name
@@ -184,6 +238,6 @@ def _rounding(
         if r.dtype != "float32":
             continue  # the one documented pairing: a float32 policy on float64 inputs (Keras)
         for combo in semantic:
-            if rounded_to(_evaluation(combo, case, inputs, memo, r.dtype, r.dtype), r.dtype, rtol):
+            if rounded_to(combo, r.dtype, rtol) is not None:
                 return f"{combo_name(combo)}+{r.name}"
     return ""

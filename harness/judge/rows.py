@@ -18,8 +18,9 @@ from adapters.base import Adapter, Result
 from adapters.reference import Evaluation
 from adapters.registry import FRAMEWORKS
 from cases.spec import Case, Inputs
-from harness.judge.explain import MEMO_MAX_ELEMENTS, Memo, explain
+from harness.judge.explain import MEMO_MAX_ELEMENTS, Facts, Memo, explain
 from harness.judge.metrics import compare, first
+from harness.judge.reference_store import ReferenceStore
 from harness.judge.registry import registered_variants
 from harness.judge.semantics import decide_once, note_unreproduced
 from harness.judge.tolerances import NUMERICAL, numerical_gradient_slack, tolerance
@@ -48,9 +49,9 @@ def case_fields(case: Case) -> dict[str, Any]:
 
 def accuracy_row(
     run_id: str, case: Case, framework: str, version: str | None, device: str, result: Result, ref: Evaluation,
-    memo: Memo | None = None, inputs: Inputs | None = None,
+    memo: Memo | None = None, inputs: Inputs | None = None, facts: Facts | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """A row for one result, judged against the reference when it carries numbers (`memo`, `inputs`:
+    """A row for one result, judged against the reference when it carries numbers (`memo`, `inputs`, `facts`:
     see explain)."""
     tol = tolerance(case.dtype, case.n_classes, case.n_elements)
     row = {
@@ -72,7 +73,7 @@ def accuracy_row(
             registered = registered_variants(framework, result.api)
             widen = lambda ev, t: with_numerical_slack(ev, result, case, inputs, t)  # noqa: E731
             row["explanation"] = explain(case, result.value, result.grad, ref, registered, memo, inputs,
-                                         result.grad_w, widen)  # fmt: skip
+                                         result.grad_w, widen, facts)  # fmt: skip
     return row
 
 
@@ -117,9 +118,10 @@ def placeholder_rows(
 CaseReference = tuple[Inputs, Evaluation]
 
 
-def reference_cache(size: int = 8) -> Callable[[Case], CaseReference]:
+def reference_cache(size: int = 8, store: ReferenceStore | None = None) -> Callable[[Case], CaseReference]:
     """A case's inputs and reference, made when first needed and kept for the last `size` cases (jobs
-    walk the cases in the same order), so the parent never holds every case's arrays.
+    walk the cases in the same order), so the parent never holds every case's arrays; references `store`
+    keeps (a linear head's: harness/judge/reference_store.py) are read from it after the first time.
 
     A large case's reference gradient is remade from the inputs when read (`evaluate(lazy=True)`): the
     parent holds its logits once, not beside a gradient of their size, while it judges and explains
@@ -134,7 +136,12 @@ def reference_cache(size: int = 8) -> Callable[[Case], CaseReference]:
             if case.id in kept:
                 return kept[case.id]
         inputs = case.inputs()
-        entry = inputs, reference.evaluate(case.spec, inputs, lazy=math.prod(case.shape) > MEMO_MAX_ELEMENTS)
+        ev = None if store is None else store.get(case.id)
+        if ev is None:
+            ev = reference.evaluate(case.spec, inputs, lazy=math.prod(case.shape) > MEMO_MAX_ELEMENTS)
+            if store is not None:
+                store.put(case.id, ev)
+        entry = inputs, ev
         with lock:
             kept[case.id] = entry
             while len(kept) > size:
@@ -146,20 +153,35 @@ def reference_cache(size: int = 8) -> Callable[[Case], CaseReference]:
 
 class RowJudge:
     """Judges each case's results into rows as they arrive (`harness.runner.accuracy.CaseJudge`), against
-    the case's reference, made once per case and kept for its other frameworks (`reference_cache`)."""
+    the case's reference, made once per case and kept for its other frameworks (`reference_cache`).
+
+    What explaining a case's rows learns of each variant evaluation (`explain.Fact`: a few values each) is kept
+    for the run, so that every framework's rows of the case after the first are explained without making
+    again the evaluations that cannot reproduce them: jobs reach a case minutes apart, long after its
+    evaluations (each as large as its logits) were dropped.
+    """
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        self.reference = reference_cache()
+        self.store = ReferenceStore()  # a linear head's references, read back by every framework after the first
+        self.reference = reference_cache(store=self.store)
+        self._facts: dict[str, Facts] = {}
+        self._lock = threading.Lock()
+
+    def facts(self, case: Case) -> Facts:
+        """The facts of `case`'s variant evaluations learnt so far (filled in as its rows are explained)."""
+        with self._lock:
+            return self._facts.setdefault(case.id, {})
 
     def results(
         self, case: Case, adapter: Adapter, version: str | None, device: str, results: Iterable[Result]
     ) -> list[dict[str, Any]]:
         memo: Memo = {}  # the case's variant evaluations, shared by its rows' explanations
         inputs, ev = self.reference(case)
+        facts = self.facts(case)
         rows = []
         for r in results:
-            rows.append(accuracy_row(self.run_id, case, adapter.name, version, device, r, ev, memo, inputs))
+            rows.append(accuracy_row(self.run_id, case, adapter.name, version, device, r, ev, memo, inputs, facts))
             del r  # before the next arrives: one result's arrays at a time
         return rows
 

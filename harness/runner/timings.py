@@ -4,6 +4,7 @@ time, each in a fresh worker per device; and the `timing` table's rows (docs/DES
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -96,32 +97,75 @@ def _timing_worker(framework: str, kind: str, todo: Sequence[Case], options: Run
     return worker
 
 
-def spawn_timing_workers(
-    cases: dict[str, Sequence[Case]], options: RunOptions, skip: frozenset[tuple[str, str, str]] = frozenset()
-) -> dict[tuple[str, str], Worker]:
-    """Start the timing workers early (during the accuracy pass): each imports its framework and
-    warms its compiler up, then waits, so `run_timing` spends its time timing. Idle workers block
-    on their pipe and take no CPU while another framework is timed."""
-    workers = {}
-    for framework, kind, todo, reason in _timing_plan(cases, options, skip):
-        if todo and not reason:
-            workers[(framework, kind)] = _timing_worker(framework, kind, todo, options)
-    return workers
+class WarmingWorkers:
+    """The timing workers, started during the accuracy pass `AT_ONCE` at a time: each imports its framework and
+    warms its compiler up (`worker.warm_up`), and the next starts once one has said hello. Few warm-ups at a time
+    compete with the accuracy jobs for the cores: eight at once (each with a thread pool sized for the whole
+    machine) thrashed a 2-core machine and slowed the accuracy pass by more than the warm-ups cost.
+
+    `ready()` waits for the last warm-up, so that nothing warms up while `run_timing` times; `kill()` stops
+    starting workers and kills those started (an interrupted run).
+    """
+
+    AT_ONCE = 2
+
+    def __init__(
+        self, cases: dict[str, Sequence[Case]], options: RunOptions, skip: frozenset[tuple[str, str, str]] = frozenset()
+    ) -> None:
+        self.options = options
+        plan = _timing_plan(cases, options, skip)
+        self.todo = [(fw, kind, todo) for fw, kind, todo, reason in plan if todo and not reason]
+        self.workers: dict[tuple[str, str], Worker] = {}
+        self.failed: dict[tuple[str, str], WorkerDied] = {}  # why a worker did not say hello
+        self._next = iter(self.todo)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._start_each, name=f"timing-warm-up-{k}", daemon=True)
+                         for k in range(self.AT_ONCE)]  # fmt: skip
+        for thread in self._threads:
+            thread.start()
+
+    def _start_each(self) -> None:
+        while True:
+            with self._lock:
+                framework, kind, todo = next(self._next, (None, None, None))
+                if framework is None or self._stop.is_set():
+                    return
+                worker = self.workers[(framework, kind)] = _timing_worker(framework, kind, todo, self.options)
+            try:
+                worker.handshake()  # returns once its warm-up is done
+            except WorkerDied as e:
+                self.failed[(framework, kind)] = e
+
+    def ready(self) -> dict[tuple[str, str], Worker]:
+        """The started workers, once every warm-up is done."""
+        for thread in self._threads:
+            thread.join()
+        return self.workers
+
+    def kill(self) -> None:
+        with self._lock:
+            self._stop.set()
+        for worker in self.workers.values():
+            worker.kill()
+        for thread in self._threads:
+            thread.join()
 
 
 def run_timing(
     cases: dict[str, Sequence[Case]], options: RunOptions, run_id: str, sink: Sink,
-    skip: frozenset[tuple[str, str, str]] = frozenset(), workers: dict[tuple[str, str], Worker] | None = None,
+    skip: frozenset[tuple[str, str, str]] = frozenset(), warming: WarmingWorkers | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Time every framework API's matched recipe on the timing cases of each device kind, one
         framework at a time (each in a fresh worker per device, so no thread pool or allocator disturbs
         another's timing). `sink` receives one ``{"key": ..., "rows": [...], "samples_s": [...]}`` per case
-    (each row's raw samples in the same order). `workers` are
-        those `spawn_timing_workers` started; the others are started here. Every worker is stopped.
+    (each row's raw samples in the same order). `warming`: the workers started during the accuracy pass
+    (`WarmingWorkers`); the others are started here. Every worker is stopped.
 
         Returns what env.json records: the bandwidth per device and why something was not timed.
     """
-    workers = dict(workers or {})
+    workers = dict(warming.ready()) if warming is not None else {}
+    failed = warming.failed if warming is not None else {}
     plan = list(_timing_plan(cases, options, skip))
     total = sum(len(todo) for _, _, todo, reason in plan if todo and not reason)
     progress = Progress(total=total, quiet=options.quiet, verbose=options.verbose)
@@ -138,7 +182,9 @@ def run_timing(
             if worker is None:
                 worker = _timing_worker(framework, kind, todo, options)
             try:
-                hello = worker.handshake()
+                if (framework, kind) in failed:
+                    raise failed[(framework, kind)]
+                hello = worker.hello or worker.handshake()
                 if hello.reason:
                     info["not_timed"][f"{name} {kind}"] = hello.reason
                     continue

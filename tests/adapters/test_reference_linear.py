@@ -152,3 +152,17 @@ def test_logits_specs_have_no_classifier_gradient() -> None:
     x = np.random.default_rng(0).normal(size=(4, 3))
     ev = evaluate(LossSpec(), Inputs(x, np.array([0, 1, 2, 0])))
     assert ev.grad_w is None and ev.grad_w_scale is None
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("dtype", ["float64", "bfloat16"])
+def test_value_only_is_the_same_value_and_scale_without_the_chain_rule(name: str, dtype: str) -> None:
+    """What explain() tests a linear variant with first: the full evaluation's value and value scale, bit for bit
+    (the logits' rounding carried into the loss needs G and A, not the gradients), and no gradients."""
+    spec = SPECS[name]
+    inputs = small(bias=spec.bias, weighted=spec.weighted)
+    full, stage = evaluate(spec, inputs, dtype), evaluate(spec, inputs, dtype, value_only=True)
+    np.testing.assert_array_equal(stage.value, full.value)
+    np.testing.assert_array_equal(stage.scale, full.scale)
+    assert stage.grad.size == 0 and stage.grad_w is None and stage.grad_scale is None
+    assert stage.undefined == full.undefined

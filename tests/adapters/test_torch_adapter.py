@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[torch]')")
@@ -145,3 +148,22 @@ def test_compiled_timer_specialises_each_shape() -> None:
         torch._logging.set_logs()
     symbols = [m for m in seen if "create_symbol" in m]
     assert not symbols, f"dynamic shapes in a timed compile: {symbols[:2]} [timer(shape=(6, 5), mode='compiled')]"
+
+
+def test_the_isa_probe_uses_inductors_default_cache_and_leaves_the_workers_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A timing worker's compiles start from its own empty cache (TORCHINDUCTOR_CACHE_DIR); the ISA probe alone is
+    made against inductor's default one, found there again after the first run, and the variable is restored."""
+    from torch._inductor import cpu_vec_isa
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from adapters.torch_adapter import TorchAdapter
+
+    seen = []
+    monkeypatch.setattr(cpu_vec_isa, "valid_vec_isa_list", lambda: seen.append(os.environ["TORCHINDUCTOR_CACHE_DIR"]))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    adapter = TorchAdapter()
+    adapter._probe_isa()
+    adapter._probe_isa()  # once per process
+    assert seen == [default_cache_dir()] and os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path)

@@ -17,7 +17,7 @@ from cases.documented import documented_cases
 from cases.generator import default_cases
 from cases.spec import Case, Inputs, LossSpec
 from harness.judge.claims import claim_tolerance, explain_claim
-from harness.judge.explain import MEMO_MAX_ELEMENTS, combo_name, explain
+from harness.judge.explain import MEMO_MAX_ELEMENTS, Fact, combo_name, explain
 from harness.judge.metrics import compare
 from harness.judge.registry import is_known, known_differences
 from harness.judge.tolerances import tolerance
@@ -210,3 +210,56 @@ def test_a_missing_registry_is_an_error_not_an_empty_list(monkeypatch: pytest.Mo
     with pytest.raises(RuntimeError, match=r"known-differences registry adapters/no_such_file\.csv is missing"):
         registry.known_differences()
     assert registry.known_differences("framework,api,variant,condition,source\ntorch,a.b,v,c,s\n")[0].variant == "v"
+
+
+def _linear_variant_outputs():
+    """(case, variant, output, reference) for a small linear head: a variant of its logits' loss, chained to E and W."""
+    spec = LossSpec(linear=True, ignore_index=-100, weighted=True)
+    for dtype in ("float64", "float32"):
+        case = Case("linear", spec, (16, 50), dtype, hidden=8)
+        inputs = case.inputs()
+        ref = evaluate(spec, inputs)
+        tol = tolerance(case.dtype, case.n_classes, case.n_elements)
+        for v in SEMANTIC:
+            ev = evaluate_variants((v,), spec, inputs, constants=case.dtype)
+            if (
+                ev is not None
+                and not ev.undefined
+                and compare(ev.value, ev.grad, ref, dtype, tol, ev.grad_w).outcome != "ok"
+            ):
+                yield case, v, ev, ref
+
+
+def test_facts_shared_by_a_cases_rows_change_no_explanation() -> None:
+    """One `Facts` per case, shared by every row of it (every framework's): the same explanation as without, and
+    the later rows reuse what the first learnt (a linear head's first from its value alone)."""
+    outputs = [*_variant_outputs(("multiclass", "smoothed")), *_linear_variant_outputs()]
+    assert any(c.spec.linear for c, *_ in outputs)
+    facts: dict[str, dict] = {}
+    for case, v, ev, ref in outputs:
+        shared = facts.setdefault(case.id, {})
+        got = explain(case, ev.value, ev.grad, ref, facts=shared, grad_w=ev.grad_w)
+        want = explain(case, ev.value, ev.grad, ref, grad_w=ev.grad_w)
+        assert got == want, f"explain({v.name}'s output) with facts {got!r} != {want!r} [{case.id}]"
+    assert all(facts.values()), "every case's explanations left facts for its next rows"
+
+
+@pytest.mark.parametrize(
+    "case_id", ["multiclass-confident-n256-c100-f32-mean-s0", "smoothed-n64-c10-f64-ls0.1-mean-s0"]
+)
+def test_a_fact_rules_out_only_values_its_evaluation_cannot_reproduce(case_id: str) -> None:
+    """Both directions, a confident near-one-hot case among them: a fact never rules out its own evaluation's value
+    (nor one within the tolerance of it), and rules out a value 10 tolerances away, one with a NaN where it has
+    none, and every value when the evaluation does not differ from the reference."""
+    case = next(c for c in default_cases(("multiclass", "smoothed"), ("float64", "float32")) if c.id == case_id)
+    inputs = case.inputs()
+    ref = evaluate(case.spec, inputs)
+    tol = tolerance(case.dtype, case.n_classes, case.n_elements)
+    ev = evaluate_variants((BY_NAME["reduction=sum"],), case.spec, inputs, constants=case.dtype)
+    fact = Fact.of(ev, True)
+    value = np.asarray(ev.value, np.float64)
+    assert not fact.rules_out(value, case.dtype, tol)
+    assert not fact.rules_out(value + 0.5 * tol * np.asarray(ev.scale, np.float64), case.dtype, tol)
+    assert fact.rules_out(value + 10 * tol * np.asarray(ev.scale, np.float64), case.dtype, tol)
+    assert fact.rules_out(np.full_like(value, np.nan), case.dtype, tol)
+    assert Fact.of(ref, False).rules_out(np.asarray(ref.value), case.dtype, tol)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -98,3 +100,48 @@ def test_samples_span_the_budget_when_calls_are_cheap() -> None:
     assert m.block == 1, f"block={m.block} [measure(call_s=1e-4, sync_s=0)]"
     assert len(m.samples) * 1e-4 == pytest.approx(0.3, rel=0.01), f"{len(m.samples)} samples of 0.1 ms"
     assert m.median_s == pytest.approx(1e-4)
+
+
+class FakeTimingWorker:
+    """A timing worker whose warm-up (the wait for its hello) takes `warm_s`; counts warm-ups running at once."""
+
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def __init__(self, framework: str, warm_s: float = 0.05) -> None:
+        self.framework, self.warm_s, self.hello, self.killed = framework, warm_s, None, False
+
+    def handshake(self) -> str:
+        with self.lock:
+            FakeTimingWorker.running += 1
+            FakeTimingWorker.most = max(FakeTimingWorker.most, FakeTimingWorker.running)
+        time.sleep(self.warm_s)
+        with self.lock:
+            FakeTimingWorker.running -= 1
+        self.hello = f"hello from {self.framework}"
+        return self.hello
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+def test_timing_workers_warm_up_a_few_at_a_time_and_are_ready_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    """During the accuracy pass at most AT_ONCE warm-ups compete with it; `ready()` returns once every one has said
+    hello (nothing warms up while another framework is timed); `kill()` starts no more and kills those started."""
+    from harness.runner import timings
+
+    monkeypatch.setattr(timings, "_timing_worker", lambda fw, kind, todo, options: FakeTimingWorker(fw))
+    frameworks = ("torch", "tensorflow", "jax", "paddle", "mlx", "keras_jax")
+    options = RunOptions(frameworks=frameworks, quiet=True)
+    warming = timings.WarmingWorkers({"cpu": timing_cases()[:1], "gpu": []}, options)
+    started = warming.ready()
+    assert sorted(fw for fw, _ in started) == sorted(fw for fw, *_ in warming.todo)
+    assert all(w.hello for w in started.values())
+    assert FakeTimingWorker.most == timings.WarmingWorkers.AT_ONCE, FakeTimingWorker.most
+
+    monkeypatch.setattr(timings, "_timing_worker", lambda fw, kind, todo, options: FakeTimingWorker(fw, warm_s=0.5))
+    stopped = timings.WarmingWorkers({"cpu": timing_cases()[:1], "gpu": []}, options)
+    stopped.kill()  # while the first two warm up
+    assert len(stopped.workers) <= timings.WarmingWorkers.AT_ONCE < len(stopped.todo)
+    assert all(w.killed for w in stopped.workers.values())
