@@ -204,6 +204,8 @@ _ERROR_NOISE = (
     (re.compile(r"\{\{function_node [^}]*\}\}\s*"), ""),
     (re.compile(r"\s+name:\s*$"), ""),
     (re.compile(r"(Label values:(?: \S+){4})(?: (?!\[Op:)\S+)+"), r"\1 ..."),
+    # a compiled kernel's source file: its cache directory and content hash differ between checkouts and machines
+    (re.compile(r"(?:/[^\s,:]+)?/[0-9a-z]{2}/c[0-9a-z]{51}\.main\.cpp"), "<inductor kernel>.cpp"),
 )
 
 

@@ -27,6 +27,12 @@ from adapters.base import error_text
             "index 10 is out of bounds for dimension 1 with size 10\nmore",
             "index 10 is out of bounds for dimension 1 with size 10",
         ),
+        # torch.compile's kernel for a label outside [0, C): where the kernel was cached is not the reason
+        (
+            "kernel, /tmp/torchinductor_root/24/c24ts2hzjbrmddtold2vlabqk3kc2i432pu2gt4oa236m2mcg3i5.main.cpp:116, "
+            "index out of bounds: 0 <= tmp11 < ks0",
+            "kernel, <inductor kernel>.cpp:116, index out of bounds: 0 <= tmp11 < ks0",
+        ),
     ],
 )
 def test_error_text_keeps_the_reason_and_drops_the_noise(message: str, expected: str) -> None:
