@@ -136,6 +136,8 @@ class WarmingWorkers:
                 worker.handshake()  # returns once its warm-up is done
             except WorkerDied as e:
                 self.failed[(framework, kind)] = e
+            except OSError:  # `kill()` closed its connection while it warmed up (an interrupted run)
+                return
 
     def ready(self) -> dict[tuple[str, str], Worker]:
         """The started workers, once every warm-up is done."""
