@@ -331,10 +331,10 @@ def config_order(keys: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 
 def config_matrix(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows: configuration (over kinds, shapes and dtypes); columns: framework, or framework and device where the
-    rows have several (``torch · cpu``, ``torch · cuda:0``; a merged report's devices name their machine: a CPU
-    and a GPU column per framework and machine, side by side); cells: each API's native and matched verdicts
-    with their causes."""
+    """Rows: configuration (over kinds, shapes and dtypes; a linear head's apart, ``linear head: ...``); columns:
+    framework, or framework and device where the rows have several (``torch · cpu``, ``torch · cuda:0``; a merged
+    report's devices name their machine: a CPU and a GPU column per framework and machine, side by side); cells:
+    each API's native and matched verdicts with their causes."""
     df = with_columns(df)
     if (df["outcome"] == "unsupported").all():
         return pd.DataFrame(columns=["configuration"])
@@ -345,16 +345,19 @@ def config_matrix(df: pd.DataFrame) -> pd.DataFrame:
     order = {f: i for i, f in enumerate(FRAMEWORKS)}
     fws = sorted(ran, key=lambda c: (order.get(c.split(" · ")[0], len(order)), c.split(" · ")[0],
                                      devices.index(c.split(" · ", 1)[1]) if " · " in c else 0))  # fmt: skip
-    # config -> column -> api -> recipe -> rows, in one pass (per-cell filtering of the frame is slow)
+    # config -> column -> api -> recipe -> rows, in one pass (per-cell filtering of the frame is slow); a linear
+    # head's rows (E Wᵀ + b, APIs of their own) are a configuration of their own, after the logits' ones
     tree: dict[tuple[Any, ...], dict[str, dict[str, dict[str, list[Outcome]]]]] = {}
-    keys = map(config_key, df[list(SPEC)].to_dict("records"))
+    heads = df["kind"].eq("linear") if "kind" in df else pd.Series(False, index=df.index)
+    keys = ((*config_key(c), bool(h)) for c, h in zip(df[list(SPEC)].to_dict("records"), heads, strict=True))
     columns = zip(keys, column, df["api"], df["recipe"], outcomes(df), strict=True)
     for key, fw, api, recipe, row in columns:
         tree.setdefault(key, {}).setdefault(fw, {}).setdefault(api, {}).setdefault(recipe, []).append(row)
+    rank = {k: i for i, k in enumerate(config_order({key[:-1] for key in tree}))}
     return pd.DataFrame([
-        {"configuration": config_label(dict(zip(SPEC, key, strict=True))),
+        {"configuration": ("linear head: " if key[-1] else "") + config_label(dict(zip(SPEC, key[:-1], strict=True))),
          **{f: _cell(tree[key][f]) if f in tree[key] else "" for f in fws}}
-        for key in config_order(tree)
+        for key in sorted(tree, key=lambda k: (k[-1], rank[k[:-1]]))
     ])  # fmt: skip
 
 

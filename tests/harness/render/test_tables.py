@@ -211,3 +211,14 @@ def test_tolerance_ratio_is_the_judges_test(frame: Frame) -> None:
     ratio = tolerance_ratio(df)
     assert ratio[0] == 1.5 and math.isnan(ratio[1])
     assert tolerance_ratio(df, "value")[0] == 0.25 and tolerance_ratio(df, "grad")[0] == 1.5
+
+
+def test_a_linear_heads_rows_are_a_configuration_of_their_own(frame: Frame) -> None:
+    """A linear head (kind `linear`: the loss of E Wᵀ, its own APIs) with the same options as a logits case is not
+    folded into that case's configuration: its row comes after, named; the logits' row keeps only its own APIs."""
+    linear = {"case_id": "linear-n32-c32000-h16-f64-lin-mean-s0", "kind": "linear", "api": "keras.losses.X:linear",
+              "outcome": "mismatch", "explanation": "computed_in=float32"}  # fmt: skip
+    m = config_matrix(frame({}, {"recipe": "matched"}, linear, {**linear, "recipe": "matched", "outcome": "ok",
+                                                                 "explanation": ""}))  # fmt: skip
+    assert m["configuration"].tolist() == ["softmax logits index, mean", "linear head: softmax logits index, mean"]
+    assert m["tensorflow"].tolist() == ["native ✓ · matched ✓", "native ✗ computed_in=float32 · matched ✓"]
