@@ -11,15 +11,15 @@ by the page cache rather than the parent.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from adapters.reference import Evaluation, GradRows
+from harness.runner.store import atomic_write
 
 ARRAYS = ("value", "grad", "scale", "grad_scale", "grad_w", "grad_w_scale")  # Evaluation's array fields
 
@@ -47,21 +47,17 @@ class ReferenceStore:
         return Evaluation(**{f: arrays.get(f) for f in ARRAYS}, undefined=fields["undefined"])
 
     def put(self, case_id: str, ev: Evaluation) -> None:
-        """Keep `ev` (if `keeps` says so). Each file is written under a name of this thread's and renamed, the
-        index last: a reader (another job's thread) sees the whole reference or none of it."""
+        """Keep `ev` (if `keeps` says so). Each file is written whole under a temporary name and renamed, the index
+        last: a reader (another job's thread) sees the whole reference or none of it."""
         if not self.keeps(ev):
             return
         present = [f for f in ARRAYS if getattr(ev, f) is not None]
-        mine = f"{os.getpid()}-{threading.get_ident()}"
         for f in present:
-            final = self.path / f"{case_id}.{f}.npy"
-            partial = final.with_name(f"{final.name}.{mine}.npy")
-            np.save(partial, np.asarray(getattr(ev, f)))
-            os.replace(partial, final)
-        meta = self.path / f"{case_id}.json"
-        partial = meta.with_name(f"{meta.name}.{mine}")
-        partial.write_text(json.dumps({"arrays": present, "undefined": ev.undefined}))
-        os.replace(partial, meta)
+            npy = io.BytesIO()
+            np.save(npy, np.asarray(getattr(ev, f)))
+            atomic_write(self.path / f"{case_id}.{f}.npy", npy.getvalue())
+        index = {"arrays": present, "undefined": ev.undefined}
+        atomic_write(self.path / f"{case_id}.json", json.dumps(index).encode())
 
     def close(self) -> None:
         self._dir.cleanup()
