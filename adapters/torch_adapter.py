@@ -348,8 +348,8 @@ class TorchAdapter(Adapter):
         import torch
 
         fn = make_function(code, self.namespace())  # a fresh function: a compiler cache keyed by it starts empty
-        if mode == "compiled":
-            self._probe_isa()
+        if mode == "compiled" and not device.startswith("cuda"):
+            self._probe_isa()  # CPU kernels only: a GPU's are Triton's
             # static shapes, as a fresh process compiling this one case gets: every snippet is `_loss` in
             # `<recipe>`, and dynamo's automatic-dynamic memory (keyed by that name) would otherwise
             # compile every later shape as a dynamic-shape kernel
