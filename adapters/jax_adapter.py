@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from adapters.base import Adapter, Api, LinearGrad, MemoryCounters, Recipe, Unavailable, make_function, py
+from adapters.jax_executables import ExecutableCache
 from cases.spec import Inputs, LossSpec
 
 INTEGER = "optax.losses.softmax_cross_entropy_with_integer_labels"
@@ -284,6 +285,7 @@ class JaxAdapter(Adapter):
     def __init__(self) -> None:
         super().__init__()
         self._jitted: dict[Callable[..., Any], Callable[..., Any]] = {}  # function -> jitted value_and_grad
+        self._executables: ExecutableCache | None = None  # the accuracy pass' compiled programs, kept between runs
 
     def apis_for(self, spec: LossSpec) -> tuple[Api, ...]:
         apis = super().apis_for(spec)
@@ -334,6 +336,20 @@ class JaxAdapter(Adapter):
             jax, _, _ = self._import()
             self._jitted[(fn, head)] = jax.jit(jax.value_and_grad(_summed(fn), _argnums(head), has_aux=True))
         return self._jitted[(fn, head)]
+
+    def _compiled(self, fn: Callable[..., Any], args: tuple[Any, ...], head: int) -> tuple[Any, Any]:
+        """`_value_and_grad`'s ((sum, loss), gradient) on `args`, by the executable a run before compiled for the same
+        recipe code, shapes and dtypes (adapters/jax_executables.py: no trace, no lowering). A function not made
+        from a snippet here (`Adapter.compile`), or a user's loss, is jitted as usual."""
+        jitted = self._value_and_grad(fn, head)
+        code = self.code_of(fn)
+        if code is None or self.user is not None:
+            return jitted(*args)
+        if self._executables is None:
+            jax, _, _ = self._import()
+            wrappers = (make_function, _summed, _argnums, JaxAdapter._value_and_grad)
+            self._executables = ExecutableCache(jax, self.modules, wrappers)
+        return self._executables.call(("value_and_grad", code, head), jitted, args)
 
     def _head(self, inputs: Inputs, dtype: str, device: str) -> tuple[Any, ...]:
         """A linear head's (W,) or (W, b) on the device (`LossSpec.linear`); () for a loss of logits."""
@@ -386,7 +402,7 @@ class JaxAdapter(Adapter):
         x, y, w, s = self._stage(spec, inputs, dtype, device)
         head = self._head(inputs, dtype, device)
         if mode == "compiled":
-            (_, loss), grad = self._value_and_grad(fn, len(head))(x, y, w, s, *head)
+            (_, loss), grad = self._compiled(fn, (x, y, w, s, *head), len(head))
         else:
             with jax.disable_jit():
                 (_, loss), grad = jax.value_and_grad(_summed(fn), _argnums(len(head)), has_aux=True)(x, y, w, s, *head)

@@ -20,9 +20,11 @@ What differs from Keras on TensorFlow (pinned in tests/adapters/test_keras_backe
 - JAX's ``ops.take`` fills NaN for an index outside [-C, C): class weights ``ops.take(w, y)`` of an ignored
   label -100 make the loss NaN (PyTorch's raises).
 
-`evaluate` takes d loss / dx with jax.grad or torch autograd (of the sum for reduction 'none'). JAX runs eager
-first (op by op, jnp's own jitted pieces compiled per shape: about half the compile time of a jax.jit per
-recipe, shape and dtype here) and ``compiled`` (jax.jit, as Keras' fit runs a JAX loss) on the mode cases.
+`evaluate` takes d loss / dx with jax.grad or torch autograd (of the sum for reduction 'none'). JAX runs
+``compiled`` first (jax.jit, as Keras' fit runs a loss on JAX: ``jit_compile='auto'``), its executables kept
+between runs (adapters/jax_executables.py), and eager (op by op) on the mode cases. The two differ where XLA
+compiles the masking away: -inf logits with index targets, and NaN class weights of ignored labels, give NaN
+op by op and finite numbers (or a NaN value with a finite gradient) under jit.
 PyTorch runs eager only: torch.compile of a Keras loss took 13 s cold and 6 s per new dtype here. The Keras
 mixed-precision policies are set for the call, as the TensorFlow adapter does (Keras' losses compute in floatx
 whatever the policy).
@@ -39,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from adapters.base import Adapter, Unavailable, make_function
+from adapters.jax_executables import ExecutableCache
 from adapters.keras_recipes import OPS_JAX, OPS_TORCH, KerasRecipes, global_policy
 from cases.spec import Inputs, LossSpec
 
@@ -65,12 +68,13 @@ class KerasBackendAdapter(Adapter):
         self.modules = ("keras", backend) if backend == "torch" else ("keras", "jax", "jaxlib")
         self.also = ("jax", "jaxlib") if backend == "jax" else ("torch",)
         self.install_hint = f"pip install -e '.[{backend}]' keras -c constraints.txt"
-        # eager first (module docstring): a jit per (recipe, shape, dtype) costs ~0.3 s here
-        self.modes = ("eager", "compiled") if backend == "jax" else ("eager",)
-        # not `compile_bound`: eager compiles each jnp piece once per shape and dtype, and cases share them; split
-        # across workers each would compile them again (cold: 190 s of CPU instead of 130 s here)
+        # JAX: compiled first, as Keras' fit runs a loss on JAX (module docstring)
+        self.modes = ("compiled", "eager") if backend == "jax" else ("eager",)
+        # not `compile_bound`: warm, its executables load in ms (a second worker's imports would cost more); eager
+        # compiles each jnp piece once per shape and dtype, and split across workers each would compile them again
         self.compile_bound = False
         self._jitted: dict[tuple[Callable[..., Any], str], Callable[..., Any]] = {}  # (recipe, policy) -> jit
+        self._executables: ExecutableCache | None = None  # compiled programs kept between runs (JAX)
 
     # -- the framework ---------------------------------------------------------------------------------
     def setup(self) -> dict[str, Any]:
@@ -199,15 +203,26 @@ class KerasBackendAdapter(Adapter):
         self._enable_compilation_cache()
         x, y, w, s = self._stage(spec, inputs, dtype, device)
         if mode == "compiled":
-            # one jit per (recipe, policy): a trace reads Keras' global policy, and jit's cache would not
-            key = (fn, policy)
-            if key not in self._jitted:
-                self._jitted[key] = jax.jit(jax.value_and_grad(_summed(fn), has_aux=True))
-            (_, loss), grad = self._jitted[key](x, y, w, s)
+            (_, loss), grad = self._compiled(fn, policy, (x, y, w, s))
         else:  # op by op, as a loss called outside a jitted step runs (jnp's own jitted functions stay jitted)
             (_, loss), grad = jax.value_and_grad(_summed(fn), has_aux=True)(x, y, w, s)
         value = np.asarray(loss).astype(np.float64, copy=False)
         return value, np.asarray(grad).astype(np.float64, copy=False), str(loss.dtype)
+
+    def _compiled(self, fn: Callable[..., Any], policy: str, args: tuple[Any, ...]) -> tuple[Any, Any]:
+        """jax.jit(value_and_grad) of `fn` on `args`, by the executable a run before compiled for the same recipe code,
+        policy, shapes and dtypes (adapters/jax_executables.py); a user's loss is jitted as usual."""
+        jax = self._module()
+        key = (fn, policy)  # one jit per (recipe, policy): a trace reads Keras' global policy; jit's cache would not
+        if key not in self._jitted:
+            self._jitted[key] = jax.jit(jax.value_and_grad(_summed(fn), has_aux=True))
+        code = self.code_of(fn)
+        if code is None or self.user is not None:
+            return self._jitted[key](*args)
+        if self._executables is None:
+            wrappers = (make_function, _summed, KerasBackendAdapter._compiled)
+            self._executables = ExecutableCache(jax, self.modules, wrappers)
+        return self._executables.call(("keras value_and_grad", code, policy), self._jitted[key], args)
 
     def _enable_compilation_cache(self) -> None:
         """The JAX adapter's persistent XLA cache (~/.cache/ce-harness/xla): a cached executable is the same

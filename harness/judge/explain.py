@@ -41,31 +41,40 @@ _SIGMOID_ORDER: Combo = (Variant("sigmoid_grad=one_minus", "", "", lambda s, i: 
 Key = tuple[tuple[str, ...], str, str]  # (variant names, dtype computed in, dtype of the constants)
 Memo = dict[Key, Evaluation | None]
 FACT_MAX_VALUES = 4096  # value elements up to which a `Fact` keeps the evaluation's value stage
+FACT_MAX_GRAD = 1024  # gradient elements up to which it keeps the gradient too (n64-c10 and the linear heads' d/dE)
 
 
 @dataclass(frozen=True)
 class Fact:
     """What explain() learned of one variant evaluation on a case, kept for the case's other rows and frameworks
     (`Facts`; small, unlike the evaluation): whether it exists and differs from the reference at the case's
-    tolerance, and its value stage (value, scale, undefined), with which a row whose value it does not reproduce
-    is turned down without making the evaluation again. A row the value stage cannot turn down is compared in full,
-    so a fact changes no explanation, only what it costs."""
+    tolerance, and a stage of it (value and scale; the gradient with respect to x and its scale too where made
+    and small), with which a row the stage does not reproduce is turned down without making the evaluation again.
+    A row the stage cannot turn down is compared in full, so a fact changes no explanation, only what it costs."""
 
     distinct: bool
-    stage: Evaluation | None = None  # value, scale, undefined; an empty gradient (None: value too large to keep)
+    stage: Evaluation | None = None  # value, scale, undefined; grad and grad_scale or an empty grad (None: too large)
 
     @classmethod
     def of(cls, ev: Evaluation | None, distinct: bool) -> Fact:
         if ev is None or not distinct or np.size(ev.value) > FACT_MAX_VALUES:
             return cls(distinct)
-        return cls(True, Evaluation(np.asarray(ev.value), np.zeros(0), np.asarray(ev.scale), undefined=ev.undefined))
+        value, scale = np.asarray(ev.value), np.asarray(ev.scale)
+        grad, grad_scale = ev.grad, ev.grad_scale  # a linear head's grad_w is not kept: as large as its classifier
+        if isinstance(grad, np.ndarray) and 0 < grad.size <= FACT_MAX_GRAD and isinstance(grad_scale, np.ndarray):
+            return cls(True, Evaluation(value, grad, scale, grad_scale, undefined=ev.undefined))
+        return cls(True, Evaluation(value, np.zeros(0), scale, undefined=ev.undefined))
 
-    def rules_out(self, value: np.ndarray, dtype: str, tol: float) -> bool:
-        """`value` cannot pass `compare` against the evaluation at `tol`: its value test (shape, non-finite
-        places, scaled error, an undefined loss) fails, and a full comparison needs that test passed."""
-        return not self.distinct or (
-            self.stage is not None and compare(value, None, self.stage, dtype, tol).outcome != "ok"
-        )
+    def rules_out(self, value: np.ndarray, grad: np.ndarray | None, dtype: str, tol: float) -> bool:
+        """A row (`value`, `grad`: None to judge the value alone) cannot pass `compare` against the evaluation at `tol`:
+        the test of its stage (shape, non-finite places, scaled errors, an undefined loss) fails, and a full comparison
+        needs every part of it passed."""
+        if not self.distinct:
+            return True
+        if self.stage is None:
+            return False
+        grad = grad if self.stage.grad.size else None
+        return compare(value, grad, self.stage, dtype, tol).outcome != "ok"
 
 
 Facts = dict[Key, Fact]  # one case's, shared by every framework's rows of it (harness/judge/rows.py RowJudge)
@@ -154,7 +163,7 @@ def explain(
     def reproduces(combo: Combo, t: float, dtype: str = "float64", constants: str = "") -> bool:
         """The combination differs from the reference and reproduces the row at `t`."""
         known, made = learn(combo, dtype, constants)
-        if known.rules_out(value, case.dtype, t):
+        if known.rules_out(value, grad if widen is None else None, case.dtype, t):  # widen: the gradient's allowance
             return False
         target = made or _evaluation(combo, case, inputs, memo, dtype, constants)
         judged = target if widen is None else widen(target, t)
@@ -215,7 +224,7 @@ def _rounding(
         """The combination computed in `dtype`, where that rounding is visible here (differs from the reference,
         so its name means something) and reproduces the row at D's tolerance (`dtype`: D's underflow floor)."""
         known, made = learn(combo, dtype, dtype)
-        if known.rules_out(value, dtype, rtol):
+        if known.rules_out(value, grad, dtype, rtol):
             return None
         target = made or _evaluation(combo, case, inputs, memo, dtype, dtype)
         return target if compare(value, grad, target, dtype, rtol, grad_w).outcome == "ok" else None

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.reference import evaluate
+from adapters.reference import Evaluation, evaluate
 from adapters.variants import BY_NAME, SEMANTIC, evaluate_variants
 from cases.documented import documented_cases
 from cases.generator import default_cases
 from cases.spec import Case, Inputs, LossSpec
 from harness.judge.claims import claim_tolerance, explain_claim
-from harness.judge.explain import MEMO_MAX_ELEMENTS, Fact, combo_name, explain
+from harness.judge.explain import FACT_MAX_GRAD, MEMO_MAX_ELEMENTS, Fact, combo_name, explain
 from harness.judge.metrics import compare
 from harness.judge.registry import is_known, known_differences
 from harness.judge.tolerances import tolerance
@@ -249,17 +249,41 @@ def test_facts_shared_by_a_cases_rows_change_no_explanation() -> None:
 )
 def test_a_fact_rules_out_only_values_its_evaluation_cannot_reproduce(case_id: str) -> None:
     """Both directions, a confident near-one-hot case among them: a fact never rules out its own evaluation's value
-    (nor one within the tolerance of it), and rules out a value 10 tolerances away, one with a NaN where it has
-    none, and every value when the evaluation does not differ from the reference."""
+    and gradient (nor ones within the tolerance of them), and rules out a value or a gradient 10 tolerances away, one
+    with a NaN where it has none, and every row when the evaluation does not differ from the reference."""
     case = next(c for c in default_cases(("multiclass", "smoothed"), ("float64", "float32")) if c.id == case_id)
     inputs = case.inputs()
     ref = evaluate(case.spec, inputs)
     tol = tolerance(case.dtype, case.n_classes, case.n_elements)
     ev = evaluate_variants((BY_NAME["reduction=sum"],), case.spec, inputs, constants=case.dtype)
     fact = Fact.of(ev, True)
-    value = np.asarray(ev.value, np.float64)
-    assert not fact.rules_out(value, case.dtype, tol)
-    assert not fact.rules_out(value + 0.5 * tol * np.asarray(ev.scale, np.float64), case.dtype, tol)
-    assert fact.rules_out(value + 10 * tol * np.asarray(ev.scale, np.float64), case.dtype, tol)
-    assert fact.rules_out(np.full_like(value, np.nan), case.dtype, tol)
-    assert Fact.of(ref, False).rules_out(np.asarray(ref.value), case.dtype, tol)
+    value, grad = np.asarray(ev.value, np.float64), np.array(ev.grad, np.float64)  # a copy: NaN written below
+    kept = grad.size <= FACT_MAX_GRAD  # the n64-c10 case's gradient; not the n256-c100 one's
+    assert fact.stage is not None and fact.stage.grad.size == (grad.size if kept else 0)
+    v_step, g_step = tol * np.asarray(ev.scale, np.float64), tol * np.asarray(ev.grad_scale, np.float64)
+    assert not fact.rules_out(value, grad, case.dtype, tol)
+    assert not fact.rules_out(value, None, case.dtype, tol)
+    assert not fact.rules_out(value + 0.5 * v_step, grad + 0.5 * g_step, case.dtype, tol)
+    assert fact.rules_out(value + 10 * v_step, grad, case.dtype, tol)
+    assert fact.rules_out(value, grad + 10 * g_step, case.dtype, tol) == kept  # else its full comparison decides
+    assert not fact.rules_out(value, grad + 10 * g_step, case.dtype, 20 * tol)
+    assert fact.rules_out(np.full_like(value, np.nan), grad, case.dtype, tol)
+    grad[0, 0] = np.nan
+    assert fact.rules_out(value, grad, case.dtype, tol) == kept
+    assert Fact.of(ref, False).rules_out(np.asarray(ref.value), np.asarray(ref.grad), case.dtype, tol)
+
+
+def test_a_fact_keeps_no_large_or_lazy_gradient() -> None:
+    """A gradient beyond FACT_MAX_GRAD elements (or made a block at a time) is not kept: the fact judges the value
+    alone, so a row with any gradient and the evaluation's value is not turned down (its full comparison decides)."""
+    case = next(c for c in default_cases(("linear",), ("float32",)) if "c32000" in c.id)
+    inputs = case.inputs()
+    ev = evaluate_variants((BY_NAME["reduction=sum"],), case.spec, inputs, constants=case.dtype)
+    assert ev is not None and np.size(ev.grad_w) > FACT_MAX_GRAD
+    fact = Fact.of(ev, True)
+    assert fact.stage is not None and fact.stage.grad_w is None, "a classifier's gradient is never kept"
+    tol = tolerance(case.dtype, case.n_classes, case.n_elements)
+    big = np.zeros((FACT_MAX_GRAD + 1, 2))
+    wide = Evaluation(np.asarray(ev.value), big, np.asarray(ev.scale), big)
+    assert Fact.of(wide, True).stage.grad.size == 0
+    assert not Fact.of(wide, True).rules_out(np.asarray(ev.value, np.float64), big + 1e9, case.dtype, tol)
