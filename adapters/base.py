@@ -18,6 +18,7 @@ import functools
 import importlib.metadata
 import importlib.util
 import itertools
+import os
 import re
 import textwrap
 import traceback
@@ -164,6 +165,13 @@ def accumulated(api: Api, mean_code: Callable[[LossSpec], str]) -> Api:
         return tuple(out)
 
     return Api(api.name, api.supports, recipes)
+
+
+def cache_home() -> str:
+    """Where the accuracy pass keeps compiled programs for the next run: ``$XDG_CACHE_HOME/ce-harness``, by default
+    ``~/.cache/ce-harness`` (`Adapter.keep_compiled`)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "ce-harness")
 
 
 def make_function(code: str, namespace: Mapping[str, Any]) -> Callable[..., Any]:
@@ -325,6 +333,13 @@ class Adapter(ABC):
     def setup(self) -> dict[str, Any]:
         """Import and configure the framework (quiet logs, float64 on, no whole-GPU allocation); return
         the snippets' namespace. Called once per process."""
+
+    def keep_compiled(self) -> None:
+        """Let this process keep the programs its framework compiles on disk (under `cache_home`) and load them in the
+        next run: a loaded program is the same program, so the same numbers. Called in accuracy workers before the
+        framework is imported, never in timing workers (their compile times are real compiles). Default: nothing;
+        JAX turns its cache on in `evaluate`, since its configuration may change at any time."""
+        return None
 
     def compile(self, code: str) -> Callable[..., Any]:
         """The snippet as a function of framework tensors ``(x, y, w, s) -> loss`` (one per code: a jit

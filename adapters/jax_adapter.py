@@ -43,7 +43,17 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import Adapter, Api, LinearGrad, MemoryCounters, Recipe, Unavailable, make_function, py
+from adapters.base import (
+    Adapter,
+    Api,
+    LinearGrad,
+    MemoryCounters,
+    Recipe,
+    Unavailable,
+    cache_home,
+    make_function,
+    py,
+)
 from adapters.jax_executables import ExecutableCache
 from cases.spec import Inputs, LossSpec
 
@@ -385,8 +395,7 @@ class JaxAdapter(Adapter):
         jax, _, _ = self._import()
         if jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
             return
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        jax.config.update("jax_compilation_cache_dir", os.path.join(base, "ce-harness", "xla"))
+        jax.config.update("jax_compilation_cache_dir", os.path.join(cache_home(), "xla"))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # ours take ~0.3 s, under the default 1 s
 
     def evaluate(

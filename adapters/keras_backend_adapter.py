@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import Adapter, Unavailable, make_function
+from adapters.base import Adapter, Unavailable, cache_home, make_function
 from adapters.jax_executables import ExecutableCache
 from adapters.keras_recipes import OPS_JAX, OPS_TORCH, KerasRecipes, global_policy
 from cases.spec import Inputs, LossSpec
@@ -230,8 +230,7 @@ class KerasBackendAdapter(Adapter):
         jax = self._module()
         if jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
             return
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        jax.config.update("jax_compilation_cache_dir", os.path.join(base, "ce-harness", "xla"))
+        jax.config.update("jax_compilation_cache_dir", os.path.join(cache_home(), "xla"))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
     def timer(

@@ -52,6 +52,7 @@ from adapters.base import (
     MemoryCounters,
     Recipe,
     Unavailable,
+    cache_home,
     make_function,
     py,
     unsupported,
@@ -244,6 +245,14 @@ class TensorflowAdapter(Adapter):
     def setup(self) -> dict[str, Any]:
         tf, keras = load_tensorflow()
         return {"tf": tf, "keras": keras}
+
+    def keep_compiled(self) -> None:
+        """XLA's persistent cache for tf.function(jit_compile=True) (``--tf_xla_persistent_cache_directory``, read from
+        TF_XLA_FLAGS when TensorFlow starts): ~0.1 s a compiled row here otherwise. A directory the user set wins."""
+        flags = os.environ.get("TF_XLA_FLAGS", "")
+        if "tf_xla_persistent_cache_directory" not in flags:
+            where = os.path.join(cache_home(), "tf-xla")
+            os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={where}".strip()
 
     def accumulated_mean(self, spec: LossSpec) -> str:
         keep = "tf.ones_like(y, tf.bool)" if spec.ignore_index is None else f"tf.not_equal(y, {spec.ignore_index})"

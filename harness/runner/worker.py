@@ -226,6 +226,8 @@ def serve(
     adapter = registry.load(framework)
     if user is not None:
         adapter = adapter.verifying(user)
+    elif not timing:  # before the framework is imported; a timing worker's compiles stay real compiles
+        adapter.keep_compiled()
     reason, device, isa = adapter.unavailable(), None, None
     if reason is None:
         try:

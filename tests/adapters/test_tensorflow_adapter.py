@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -598,3 +599,20 @@ def test_devices() -> None:
     else:
         with pytest.raises(Unavailable, match="no GPU"):
             ADAPTER.device("gpu")
+
+
+def test_the_accuracy_pass_keeps_xla_programs_under_the_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """keep_compiled points XLA's persistent cache (TF_XLA_FLAGS, read when TensorFlow starts) under
+    $XDG_CACHE_HOME/ce-harness, after the flags already set; a directory the user chose stays theirs."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
+    ADAPTER.keep_compiled()
+    assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_persistent_cache_directory={tmp_path / 'ce-harness' / 'tf-xla'}"
+    monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=2")
+    ADAPTER.keep_compiled()
+    assert os.environ["TF_XLA_FLAGS"].split() == [
+        "--tf_xla_auto_jit=2", f"--tf_xla_persistent_cache_directory={tmp_path / 'ce-harness' / 'tf-xla'}"
+    ]
+    monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_persistent_cache_directory=/mine")
+    ADAPTER.keep_compiled()
+    assert os.environ["TF_XLA_FLAGS"] == "--tf_xla_persistent_cache_directory=/mine"

@@ -16,7 +16,8 @@ import numpy as np
 from adapters.base import MODES, PASSES, Result
 from adapters.numpy_adapter import NumpyAdapter
 from cases.spec import Case, Inputs, LossSpec
-from harness.runner.worker import WARM_UP_CASE, Worker, receive, send, warm_up
+from harness.runner import worker as worker_module
+from harness.runner.worker import WARM_UP_CASE, Worker, receive, send, serve, warm_up
 
 
 def roundtrip(obj: Any) -> tuple[Any, list[int]]:
@@ -78,6 +79,29 @@ def test_warm_up_makes_the_eager_first_calls_of_the_cases_to_time_and_no_compile
     apis = adapter.apis_for(LossSpec())
     expected = [(c.shape, "eager", p) for c in cases for _ in apis for p in PASSES]
     assert adapter.calls[len(MODES) * len(PASSES) :] == expected, adapter.calls
+
+
+class Keeping(NumpyAdapter):
+    """The numpy adapter, counting the calls of `keep_compiled`."""
+
+    kept = 0
+
+    def keep_compiled(self) -> None:
+        self.kept += 1
+
+
+def test_accuracy_workers_keep_compiled_programs_and_timing_workers_do_not(monkeypatch) -> None:
+    """`serve` lets an accuracy worker's framework keep what it compiles for the next run (before its import); a timing
+    worker's compile times must be real compiles, and a verifying worker runs a user's function."""
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # serve ignores Ctrl-C in its own process only
+    for timing, want in ((False, 1), (True, 0)):
+        adapter = Keeping()
+        monkeypatch.setattr(worker_module.registry, "load", lambda name, adapter=adapter: adapter)
+        ours, theirs = mp.Pipe()
+        theirs.send(None)  # stop once it has said hello
+        serve(ours, "numpy", "cpu", False, timing=timing)
+        assert receive(theirs).device == "cpu"
+        assert adapter.kept == want, f"timing={timing}: keep_compiled called {adapter.kept} times"
 
 
 def test_a_timing_worker_has_its_own_compiler_cache_removed_with_it() -> None:
