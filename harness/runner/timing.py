@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 NOISY_IQR_FRACTION = 0.1
-BUDGET_S = 0.15  # default sampling seconds per measurement: 48 of them in a default CPU run
+BUDGET_S = 0.1  # sampling seconds per measurement by default (92 in a default CPU run): benchmarks/timing_fidelity.py
 CHEAP_CALL_S = 0.05
 OVERHEAD_FRACTION = 0.01
 
