@@ -14,9 +14,10 @@ evaluation here, most of the JAX adapter's accuracy pass (about 1000 programs). 
 A hit deserialises the same executable (``jax.experimental.serialize_executable``: ~7 ms), which computes the
 same bits as the jit call it replaces. An executable is built with the persistent cache off: one that XLA
 loaded from that cache serialises without its code (``NOT_FOUND: Function ... not found`` when the next
-process calls it). A kept executable that fails to run is built again, so a stale file costs time, never a
-row. Timing workers never use this cache (their compile times are real compiles), nor does a run that
-verifies a user's loss (its source is not in the key).
+process calls it), and so, at times, does one that reuses code the process loaded from it (the eager rows'
+pieces). A kept executable that fails to run is therefore built again, so a bad file costs time, never a row.
+Timing workers never use this cache (their compile times are real compiles), nor does a run that verifies a
+user's loss (its source is not in the key).
 """
 
 from __future__ import annotations
