@@ -289,7 +289,6 @@ class Adapter(ABC):
     def __init__(self) -> None:
         self._namespace: dict[str, Any] | None = None
         self._functions: dict[str, Callable[..., Any]] = {}  # snippet code -> function (stable for jit caches)
-        self._codes: dict[Callable[..., Any], str] = {}  # and back
 
     def verifying(self, user: UserLoss) -> Adapter:
         """A copy of this adapter whose one API is the user's function (`harness.verify`): its recipe gets x
@@ -300,7 +299,7 @@ class Adapter(ABC):
         reason = None if self.differentiates else f"{self.name} cannot differentiate a function of its arrays"
         twin.apis = (user.api(reason),)
         twin.classes_last = user.class_axis == -1
-        twin._functions, twin._codes = {}, {}
+        twin._functions = {}
         return twin
 
     # -- what is installed (never imports the framework) ------------------------------------------
@@ -349,12 +348,11 @@ class Adapter(ABC):
             if self.user is not None:  # loaded here, after `setup` configured the framework it imports
                 names = {**names, "user_loss": self.user.load()}
             self._functions[code] = make_function(code, names)
-            self._codes[self._functions[code]] = code
         return self._functions[code]
 
     def code_of(self, fn: Callable[..., Any]) -> str | None:
         """The snippet `compile` made `fn` from (None: it did not)."""
-        return self._codes.get(fn)
+        return next((code for code, made in self._functions.items() if made is fn), None)
 
     def device(self, kind: str) -> str:
         """The concrete device for a device kind: ``cpu``, or ``cuda:0`` for any framework's first GPU
