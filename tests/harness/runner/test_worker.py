@@ -12,12 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 
 from adapters.base import MODES, PASSES, Result
 from adapters.numpy_adapter import NumpyAdapter
 from cases.spec import Case, Inputs, LossSpec
 from harness.runner import worker as worker_module
-from harness.runner.worker import WARM_UP_CASE, Worker, receive, send, serve, warm_up
+from harness.runner.worker import ENTRY, WARM_UP_CASE, Worker, describe_exit, receive, send, serve, warm_up
 
 
 def roundtrip(obj: Any) -> tuple[Any, list[int]]:
@@ -117,6 +118,19 @@ def test_a_timing_worker_has_its_own_compiler_cache_removed_with_it() -> None:
     worker.stop()
     assert worker.compiler_cache is None and not os.path.exists(second)
     assert Worker("numpy", "cpu").compiler_cache is None, "accuracy workers keep the compilers' defaults"
+
+
+def test_a_stopped_worker_exits_without_the_interpreters_teardown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between two frameworks' timings the parent waits for the last one's worker to exit: it exits as soon as it is
+    told to stop, and its teardown (collecting TensorFlow's or torch's modules, atexit handlers: here one that
+    would sleep past `stop`'s 10 s wait, and be killed) is skipped. A clean exit, code 0, not a kill."""
+    import harness.runner.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "ENTRY", f"import atexit, time; atexit.register(time.sleep, 60); {ENTRY}")
+    worker = Worker("numpy", "cpu", timing=True)
+    worker.start()
+    worker.stop()
+    assert worker.process.exitcode == 0, describe_exit(worker.process.exitcode)
 
 
 def test_native_log_lines_are_dropped_and_everything_else_forwarded() -> None:
