@@ -30,6 +30,7 @@ from harness.judge.claims import claims_frame
 from harness.judge.rows import RowJudge, accuracy_frame
 from harness.render.html import render_html
 from harness.render.summary import new_difference_count, render
+from harness.render.tables import front
 from harness.runner.accuracy import run_accuracy
 from harness.runner.env import environment, present_devices
 from harness.runner.interpreters import interpreter
@@ -233,9 +234,10 @@ def _write(
     if len(claims):
         store.write_table("claims", claims)
     store.write_json("env.json", env)
-    summary = render(df, env, claims, partial=partial, timing=tdf)
+    made = front(df)  # what both reports open on
+    summary = render(df, env, claims, partial=partial, timing=tdf, made=made)
     store.write_text("summary.md", summary)
-    store.write_text("report.html", render_html(df, tdf, env, summary))
+    store.write_text("report.html", render_html(df, tdf, env, summary, made))
     return RunResult(store.path, df, tdf, env, new_difference_count(df), partial)
 
 

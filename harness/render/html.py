@@ -25,7 +25,7 @@ from harness.judge.rows import with_columns
 from harness.render.load import load_run
 from harness.render.markdown import fmt, md_table
 from harness.render.summary import CONFIG_NOTE, SURPRISES_NOTE, column_label
-from harness.render.tables import config_matrix, short_api, tolerance_ratio, top_surprises
+from harness.render.tables import Front, front, short_api, tolerance_ratio
 from harness.runner.store import atomic_write
 
 JUDGED = ("ok", "mismatch")
@@ -495,9 +495,11 @@ def rows_table(accuracy: pd.DataFrame) -> str:
     return _filters(df) + f'<div class="scroll">{table}</div>'
 
 
-def _front(accuracy: pd.DataFrame) -> list[str]:
-    """What the page opens on: the top surprises, the configuration matrix and every row, filterable."""
-    top, rest = top_surprises(accuracy)
+def _front(accuracy: pd.DataFrame, made: Front | None = None) -> list[str]:
+    """What the page opens on: the top surprises, the configuration matrix (`made`: made already) and every row,
+    filterable."""
+    made = front(accuracy) if made is None else made
+    top, rest = made.surprises, made.more
     parts = ['<h2 id="top-surprises">Top surprises</h2>', md_to_html(SURPRISES_NOTE)]
     if top.empty:
         parts.append("<p><em>None: every obvious port is within tolerance of the exact value.</em></p>")
@@ -506,7 +508,7 @@ def _front(accuracy: pd.DataFrame) -> list[str]:
         if rest:
             parts.append(f'<p class="note">{rest} more causes: the Explanations table below lists every one; '
                          "click a cause to see its rows.</p>")  # fmt: skip
-    matrix = config_matrix(accuracy)
+    matrix = made.matrix
     parts += ['<h2 id="configurations">Configurations × frameworks</h2>', md_to_html(CONFIG_NOTE),
               frame_table(matrix, "matrix") if len(matrix) else "<p><em>No rows ran.</em></p>"]  # fmt: skip
     parts += ['<h2 id="rows">All rows</h2>', md_to_html(
@@ -524,10 +526,13 @@ def _without(md: str, headings: tuple[str, ...]) -> str:
     return "".join(s for s in sections if not any(s.startswith(f"## {h}\n") for h in headings))
 
 
-def render_html(accuracy: pd.DataFrame, timing: pd.DataFrame | None, env: dict[str, Any], summary_md: str) -> str:
+def render_html(
+    accuracy: pd.DataFrame, timing: pd.DataFrame | None, env: dict[str, Any], summary_md: str,
+    made: Front | None = None,
+) -> str:  # fmt: skip
     """The whole report as one HTML string: summary.md's introduction, the top surprises, the configuration
     matrix and every row (filterable), summary.md's other tables, the error heatmaps, the timing charts, then
-    env.json, and the filters' script."""
+    env.json, and the filters' script. `made`: the top surprises and the matrix, made already for summary.md."""
     accuracy = with_columns(accuracy)
     intro, sep, rest = summary_md.partition("\n## ")
     if not summary_md.strip():
@@ -538,7 +543,7 @@ def render_html(accuracy: pd.DataFrame, timing: pd.DataFrame | None, env: dict[s
     nav += [(_slug(h), h) for h in re.findall(r"^## (.+)$", tables, flags=re.M)]
     nav += [("error-heatmaps", "Error heatmaps"), ("timing-charts", "Timing charts"), ("environment", "Environment")]
     parts.append("<nav>" + "".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t in nav) + "</nav>")
-    parts += _front(accuracy)
+    parts += _front(accuracy, made)
     if tables.strip():
         parts.append(md_to_html(tables))
 

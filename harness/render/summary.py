@@ -15,6 +15,7 @@ from harness.render.load import RunFiles
 from harness.render.markdown import collapsible, fmt, md_table
 from harness.render.tables import (
     DIFFERENT,
+    Front,
     config_matrix,
     how_label,
     modes_frame,
@@ -263,18 +264,20 @@ def _folded(table: str, n: int, what: str) -> str:
     return table if n <= SHOWN_OPEN else collapsible(f"All {n} {what} (click to show)", table)
 
 
-def surprises_section(df: pd.DataFrame) -> list[str]:
-    """## Top surprises: the native difference classes, most surprising first, with the rest counted."""
-    top, rest = top_surprises(df)
+def surprises_section(df: pd.DataFrame, made: Front | None = None) -> list[str]:
+    """## Top surprises: the native difference classes, most surprising first, with the rest counted (`made`:
+    those of `df`, made already)."""
+    top, rest = top_surprises(df) if made is None else (made.surprises, made.more)
     if top.empty:
         return ["## Top surprises", "", "_None: every obvious port is within tolerance of the exact value._"]
     more = f"_{rest} more causes: the Explanations table below lists every one._" if rest else ""
     return ["## Top surprises", "", SURPRISES_NOTE, "", to_markdown(top), *(["", more] if more else [])]
 
 
-def matrix_section(df: pd.DataFrame) -> list[str]:
-    """## Configurations × frameworks: native and matched verdicts per configuration and framework."""
-    matrix = config_matrix(df)
+def matrix_section(df: pd.DataFrame, made: Front | None = None) -> list[str]:
+    """## Configurations × frameworks: native and matched verdicts per configuration and framework (`made`: see
+    surprises_section)."""
+    matrix = config_matrix(df) if made is None else made.matrix
     body = to_markdown(matrix) if len(matrix) else "_No rows ran._"
     return ["## Configurations × frameworks", "", CONFIG_NOTE, "", body]
 
@@ -282,8 +285,10 @@ def matrix_section(df: pd.DataFrame) -> list[str]:
 def render(
     df: pd.DataFrame, env: dict[str, Any], claims: pd.DataFrame | None = None, partial: bool = False,
     registry: tuple[KnownDifference, ...] | None = None, timing: pd.DataFrame | None = None,
+    made: Front | None = None,
 ) -> str:  # fmt: skip
-    """summary.md from a run's tables (accuracy, claims, timing) and env.json: nothing is recomputed."""
+    """summary.md from a run's tables (accuracy, claims, timing) and env.json: nothing is recomputed (`made`: the
+    top surprises and the matrix of `df`, made already for report.html too)."""
     df = df.assign(known=label_known(df, known_differences() if registry is None else registry))
     fws = env.get("frameworks", {})
     fw_lines = [
@@ -307,9 +312,9 @@ def render(
         "",
         *fw_lines,
         "",
-        *surprises_section(df),
+        *surprises_section(df, made),
         "",
-        *matrix_section(df),
+        *matrix_section(df, made),
         "",
         "## Reading the tables",
         "",

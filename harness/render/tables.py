@@ -12,6 +12,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -246,6 +247,20 @@ def top_surprises(df: pd.DataFrame, limit: int = SURPRISES_SHOWN) -> tuple[pd.Da
             "how many": size, "dtypes": ", ".join(c.dtypes), "why": why, "fix (matched recipe)": "\n".join(c.fixes),
         })  # fmt: skip
     return pd.DataFrame(rows), max(len(classes) - limit, 0)
+
+
+@dataclass(frozen=True)
+class Front:
+    """The tables summary.md and report.html open on: the top surprises (`top_surprises`: display rows, how many
+    more) and the configuration matrix (`config_matrix`); made once where both are rendered from the same rows."""
+
+    surprises: pd.DataFrame
+    more: int
+    matrix: pd.DataFrame
+
+
+def front(df: pd.DataFrame) -> Front:
+    return Front(*top_surprises(df), config_matrix(df))
 
 
 # -- the configuration x framework matrix --------------------------------------------------------------

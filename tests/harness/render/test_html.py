@@ -445,3 +445,20 @@ search.value = " w-f64 "; on.search(); out["case"] = shown();
 search.value = ""; on.search(); cause.textContent = "weight_norm=N mismatch"; on.cause(); out["cause clicked"] = shown();
 console.log(JSON.stringify(out));
 """
+
+
+def test_the_front_tables_made_once_render_both_reports_alike(frame: Callable[..., pd.DataFrame]) -> None:
+    """`run` makes the top surprises and the matrix once for summary.md and report.html (`tables.front`): both
+    reports as each makes them alone; and they are the frame's, not another's."""
+    from harness.render.summary import render
+    from harness.render.tables import front
+
+    df = frame(*FRAMEWORK_ROWS)
+    env = {"run_id": "r1", "cpu": "x"}
+    made = front(df)
+    assert not made.surprises.empty and not made.matrix.empty
+    md = render(df, env, registry=())
+    assert render(df, env, registry=(), made=made) == md
+    assert render_html(df, None, env, md, made) == render_html(df, None, env, md)
+    other = front(frame(*FRAMEWORK_ROWS[:1]))
+    assert render(df, env, registry=(), made=other) != md, "the tables given are the ones rendered"
