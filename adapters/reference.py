@@ -275,7 +275,7 @@ def class_axis(v: np.ndarray, ndim: int) -> np.ndarray:
 
 def evaluate(
     spec: LossSpec, inputs: Inputs, dtype: str = "float64", lazy: bool = False,
-    semantics: Semantics = CANONICAL, scales: bool = True, value_only: bool = False,
+    semantics: Semantics = CANONICAL, scales: bool = True, value_only: bool = False, head: HeadProducts | None = None,
 ) -> Evaluation:  # fmt: skip
     """Value, gradient and error scales of the loss, computed in `dtype`.
 
@@ -290,6 +290,7 @@ def evaluate(
       value_only: a linear head's value and its error scale alone (the same numbers; `grad` empty, no gradients
         of E or [W | b]: four of its six matrix products skipped), what a variant is first tested with
         (harness/judge/explain.py); any other loss is evaluated whole.
+      head: a linear head's logits and A, made once for many evaluations (`head_products`: the same numbers).
 
     A linear head's loss (`LossSpec.linear`: x holds E, `Inputs.classifier` W) is that of its logits, with the
     gradients with respect to E (`grad`) and to [W | b] (`Evaluation.grad_w`): module docstring.
@@ -298,7 +299,7 @@ def evaluate(
       An `Evaluation` (arrays of `dtype`).
     """
     if spec.linear:
-        return _linear(spec, inputs, dtype, semantics, scales, value_only)
+        return _linear(spec, inputs, dtype, semantics, scales, value_only, head)
     dt = numpy_dtype(dtype)
     sem = semantics
     if sem.reduction:
@@ -916,26 +917,71 @@ def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a @ b
 
 
-def head_view(spec: LossSpec, inputs: Inputs) -> tuple[LossSpec, Inputs]:
-    """A linear head's loss seen as a loss of its logits: x the logits (float64), the spec as it is (a variant of
-    the head itself reads `LossSpec.linear`). Other specs as they are. What a variant's applicability reads
-    (`adapters.variants`)."""
+@dataclass(frozen=True, eq=False)
+class HeadProducts:
+    """The products every evaluation of one linear head's loss makes alike, whatever its semantics and dtype, made
+    once for the many of a row's explanation (harness/judge/explain.py): the logits E Wᵀ + b accumulated in float64
+    (`linear_logits` rounds them to a dtype) and A = |E| |W|ᵀ + |b| (what their rounding grows with), made a block
+    of rows at a time as `_linear` makes them: the same numbers. Read-only: the evaluations share them."""
+
+    logits: np.ndarray  # (N, C) float64
+    bound: np.ndarray  # (N, C) float64: A
+
+
+def head_products(inputs: Inputs) -> HeadProducts:
+    """`HeadProducts` of a linear head's `inputs` (two arrays as large as its float64 logits)."""
+    logits = linear_logits(inputs, np.dtype(np.float64))
+    e_abs, w_abs, b_abs = _abs_parts(inputs)
+    bound = np.empty_like(logits)
+    for r in _row_blocks(*logits.shape):
+        bound[r] = _bound(e_abs[r], w_abs, b_abs)
+    for a in (logits, bound):
+        a.setflags(write=False)
+    return HeadProducts(logits, bound)
+
+
+def _abs_parts(inputs: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """|E|, |W| and |b| (None without a bias), float64."""
+    e, w = (np.abs(np.asarray(a, np.float64)) for a in (inputs.x, inputs.classifier))
+    return e, w, None if inputs.bias is None else np.abs(np.asarray(inputs.bias, np.float64))
+
+
+def _row_blocks(n: int, c: int) -> list[slice]:
+    """The blocks of rows a linear head's chain rule takes at a time (`LINEAR_BLOCK_ELEMENTS` logits each)."""
+    step = max(1, LINEAR_BLOCK_ELEMENTS // c)
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _bound(e_abs: np.ndarray, w_abs: np.ndarray, b_abs: np.ndarray | None) -> np.ndarray:
+    """A = |E| |W|ᵀ + |b| for a block of rows of |E|."""
+    a = _mm(e_abs, w_abs.T)
+    if b_abs is not None:
+        a += b_abs
+    return a
+
+
+def head_view(spec: LossSpec, inputs: Inputs, head: HeadProducts | None = None) -> tuple[LossSpec, Inputs]:
+    """A linear head's loss seen as a loss of its logits: x the logits (float64; `head`'s where given), the spec as
+    it is (a variant of the head itself reads `LossSpec.linear`). Other specs as they are. What a variant's
+    applicability reads (`adapters.variants`)."""
     if not spec.linear:
         return spec, inputs
-    return spec, Inputs(linear_logits(inputs, np.dtype(np.float64)), inputs.target, inputs.weight)
+    logits = linear_logits(inputs, np.dtype(np.float64)) if head is None else head.logits
+    return spec, Inputs(logits, inputs.target, inputs.weight)
 
 
 def _linear(
-    spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: bool, value_only: bool = False
-) -> Evaluation:
+    spec: LossSpec, inputs: Inputs, dtype: str, sem: Semantics, scales: bool, value_only: bool = False,
+    head: HeadProducts | None = None,
+) -> Evaluation:  # fmt: skip
     """The loss of z = E Wᵀ + b and its gradients with respect to E and [W | b], with their error scales
     (module docstring), the chain rule taken a block of rows of G at a time (G is as large as the logits).
     `value_only`: the value and its scale alone (the logits' rounding carried into the loss needs G and A, not
-    the chain rule), the gradients left empty."""
+    the chain rule), the gradients left empty. `head`: the logits and A, made already (`head_products`)."""
     dt = numpy_dtype(dtype)
     acc = np.dtype(np.float64)  # each dot product accumulated in float64, its result rounded to dt once
     e, w = np.asarray(inputs.x, acc), np.asarray(inputs.classifier, acc)
-    z = linear_logits(inputs, dt)
+    z = linear_logits(inputs, dt) if head is None else head.logits.astype(dt)
     inner = dataclasses.replace(spec, linear=False, bias=False)
     lazy = z.size > LINEAR_LAZY_ELEMENTS  # G remade a block at a time when read: a pass per read, no copy of z
     with np.errstate(all="ignore"):
@@ -950,15 +996,12 @@ def _linear(
     grad_e = np.empty(e.shape if not value_only else (0,), acc)
     grad_w = np.zeros((c, w.shape[1] + bias) if not value_only else (0,), acc)
     if scales:
-        e_abs, w_abs = np.abs(e), np.abs(w)
-        b_abs = None if not bias else np.abs(np.asarray(inputs.bias))
+        e_abs, w_abs, b_abs = _abs_parts(inputs)
         scale_e, scale_w = np.empty(e.shape), np.zeros(grad_w.shape)
         extra = np.empty(n)  # per element: sum_c |G| A, the logits' rounding carried into the loss
     seq_c, seq_n = (np.sqrt(k) / (2 + np.log2(c)) for k in (c, n))
-    step = max(1, LINEAR_BLOCK_ELEMENTS // c)
     with np.errstate(all="ignore"):
-        for i in range(0, n, step):
-            r = slice(i, min(i + step, n))
+        for r in _row_blocks(n, c):
             g = np.asarray(ev.grad[r]).astype(acc)
             if not value_only:
                 grad_e[r] = _mm(g, w)
@@ -967,9 +1010,7 @@ def _linear(
                     grad_w[:, -1] += g.sum(axis=0, dtype=acc)
             if not scales:
                 continue
-            a = _mm(e_abs[r], w_abs.T)  # |E| |W|ᵀ + |b|: what the logits' rounding grows with
-            if b_abs is not None:
-                a += b_abs
+            a = _bound(e_abs[r], w_abs, b_abs) if head is None else head.bound[r]  # what the logits' rounding grows by
             if value_only:
                 extra[r] = (np.abs(g) * a).sum(axis=1)
                 continue

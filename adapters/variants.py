@@ -16,7 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from adapters.reference import CANONICAL, Evaluation, Semantics, evaluate, head_view, out_of_range, softmax_targets
+from adapters.reference import (
+    CANONICAL,
+    Evaluation,
+    HeadProducts,
+    Semantics,
+    evaluate,
+    head_view,
+    out_of_range,
+    softmax_targets,
+)
 from cases.spec import Inputs, LossSpec
 
 F64 = np.dtype(np.float64)
@@ -64,14 +73,14 @@ def semantics_of(variants: Iterable[Variant], base: Semantics = CANONICAL) -> Se
 
 def evaluate_variants(
     variants: tuple[Variant, ...], spec: LossSpec, inputs: Inputs, dtype: str = "float64", constants: str = "",
-    value_only: bool = False,
+    value_only: bool = False, head: HeadProducts | None = None,
 ) -> Evaluation | None:  # fmt: skip
     """The loss as the combined `variants` compute it, in `dtype` (None if one does not apply or two
     conflict); `constants`: the dtype the variants' constants are rounded to (clip bounds), if not `dtype`;
-    `value_only`: a linear head's value and its scale alone (`reference.evaluate`).
+    `value_only`, `head`: a linear head's value and its scale alone, its products made already (`reference.evaluate`).
     A variant applies to a linear head where it applies to its logits (`head_view`)."""
     if variants:
-        view = head_view(spec, inputs)  # a linear head's logits: made once, not once per variant
+        view = head_view(spec, inputs, head)  # a linear head's logits: made once, not once per variant
         if not all(v.applies(*view) for v in variants):
             return None
         del view
@@ -79,7 +88,7 @@ def evaluate_variants(
         return None
     try:
         sem = semantics_of(variants, Semantics(constants=constants))
-        return evaluate(spec, inputs, dtype, semantics=sem, value_only=value_only)
+        return evaluate(spec, inputs, dtype, semantics=sem, value_only=value_only, head=head)
     except TypeError:  # no bfloat16 without ml_dtypes
         return None
 

@@ -10,7 +10,9 @@ import mpmath
 import numpy as np
 import pytest
 
-from adapters.reference import evaluate, head_view, linear_logits
+from adapters.reference import Evaluation, _row_blocks, evaluate, head_products, head_view, linear_logits
+from adapters.variants import BY_NAME, evaluate_variants
+from cases.generator import default_cases
 from cases.spec import Case, Inputs, LossSpec
 from harness.judge.metrics import compare
 from harness.judge.tolerances import tolerance
@@ -166,3 +168,40 @@ def test_value_only_is_the_same_value_and_scale_without_the_chain_rule(name: str
     np.testing.assert_array_equal(stage.scale, full.scale)
     assert stage.grad.size == 0 and stage.grad_w is None and stage.grad_scale is None
     assert stage.undefined == full.undefined
+
+
+def _assert_same(got: Evaluation | None, want: Evaluation | None, what: str) -> None:
+    assert (got is None) == (want is None), f"{got} vs {want} [{what}]"  # a variant that does not apply: None
+    for f in [] if want is None else dataclasses.fields(Evaluation):
+        a, b = getattr(got, f.name), getattr(want, f.name)
+        if isinstance(b, np.ndarray) or isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=f"{f.name} [{what}]")  # NaNs in the same places too
+            assert np.asarray(a).dtype == np.asarray(b).dtype, f"{f.name} dtype [{what}]"
+        else:
+            assert a == b, f"{f.name}: {a!r} != {b!r} [{what}]"
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
+def test_head_products_made_once_change_no_number(name: str, dtype: str) -> None:
+    """explain() makes a head's logits and A once for its many variant evaluations (`head_products`): each evaluation
+    with them is the one without, bit for bit, whole or value only, canonical or a variant's; they are read-only."""
+    spec = SPECS[name]
+    inputs = small(bias=spec.bias, weighted=spec.weighted)
+    head = head_products(inputs)
+    assert not head.logits.flags.writeable and not head.bound.flags.writeable, "shared: never written"
+    np.testing.assert_array_equal(head.logits, linear_logits(inputs, np.dtype(np.float64)))
+    for variants in ((), (BY_NAME["reduction=sum"],), (BY_NAME["class_axis=0"],)):
+        for value_only in (False, True):
+            what = f"{name} {dtype} {[v.name for v in variants]} value_only={value_only}"
+            got = evaluate_variants(variants, spec, inputs, dtype, value_only=value_only, head=head)
+            _assert_same(got, evaluate_variants(variants, spec, inputs, dtype, value_only=value_only), what)
+
+
+def test_head_products_of_a_head_taken_in_several_blocks() -> None:
+    """A 256000-class head's chain rule takes its rows a block at a time: A made whole for the blocks is each block's."""
+    case = next(c for c in default_cases(("linear",), ("bfloat16",)) if "c256000" in c.id)
+    inputs = case.inputs()
+    assert len(_row_blocks(*case.shape)) > 1, case.shape
+    head = head_products(inputs)
+    _assert_same(evaluate(case.spec, inputs, case.dtype, head=head), evaluate(case.spec, inputs, case.dtype), case.id)
