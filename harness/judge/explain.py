@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adapters.reference import Evaluation, head_view
+from adapters.reference import LINEAR_LAZY_ELEMENTS, Evaluation, HeadProducts, head_products, head_view
 from adapters.variants import ROUNDING, SEMANTIC, VARIANTS, Variant, evaluate_variants
 from cases.spec import Case, Inputs
 from harness.judge.metrics import compare
@@ -74,7 +74,19 @@ class Fact:
         if self.stage is None:
             return False
         grad = grad if self.stage.grad.size else None
-        return compare(value, grad, self.stage, dtype, tol).outcome != "ok"
+        return differs(value, grad, self.stage, dtype, tol)
+
+
+def differs(
+    value: np.ndarray, grad: np.ndarray | None, target: Evaluation, dtype: str, tol: float,
+    grad_w: np.ndarray | None = None,
+) -> bool:  # fmt: skip
+    """``compare(...).outcome != "ok"``, the value judged alone first: a value beyond tolerance, non-finite where
+    the target's is not (or the reverse) or of an undefined loss fails the whole comparison too, and costs far
+    less to find than a gradient's errors. Most variants differ in the value."""
+    if compare(value, None, target, dtype, tol).outcome != "ok":
+        return True
+    return (grad is not None or grad_w is not None) and compare(value, grad, target, dtype, tol, grad_w).outcome != "ok"
 
 
 Facts = dict[Key, Fact]  # one case's, shared by every framework's rows of it (harness/judge/rows.py RowJudge)
@@ -90,15 +102,16 @@ def combo_name(combo: Sequence[Variant]) -> str:
 
 
 def _evaluation(
-    combo: Combo, case: Case, inputs: Inputs, memo: Memo | None, dtype: str = "float64", constants: str = ""
-) -> Evaluation | None:
+    combo: Combo, case: Case, inputs: Inputs, memo: Memo | None, dtype: str = "float64", constants: str = "",
+    head: HeadProducts | None = None,
+) -> Evaluation | None:  # fmt: skip
     """The combination's loss computed in `dtype` with constants (clip bounds) rounded to `constants`
-    (default: the case's dtype); kept in `memo` (one case's) if given."""
+    (default: the case's dtype); kept in `memo` (one case's) if given; `head`: a linear head's products."""
     constants = constants or case.dtype
     key = _key(combo, case, dtype, constants)
     if memo is not None and key in memo:
         return memo[key]
-    ev = evaluate_variants(combo, case.spec, inputs, dtype, constants=constants)
+    ev = evaluate_variants(combo, case.spec, inputs, dtype, constants=constants, head=head)
     if memo is not None:
         memo[key] = ev
     return ev
@@ -143,6 +156,8 @@ def explain(
         memo = None  # a large case's evaluations would hold many times its logits; recompute them
     facts = {} if facts is None else facts
     vtol = max(tol, VARIANT_MIN_TOL)
+    # a linear head's logits and A, made once for its variants' evaluations (not where those are made lazily)
+    head = head_products(inputs) if case.spec.linear and math.prod(case.shape) <= LINEAR_LAZY_ELEMENTS else None
 
     def learn(combo: Combo, dtype: str = "float64", constants: str = "") -> tuple[Fact, Evaluation | None]:
         """What is known of the combination's evaluation, and the evaluation where it had to be made to know it."""
@@ -151,23 +166,32 @@ def explain(
         if known is not None:
             return known, None
         if case.spec.linear:  # a value that differs is enough to know: no chain rule (four matrix products) needed
-            stage = evaluate_variants(combo, case.spec, inputs, dtype, constants or case.dtype, value_only=True)
+            stage = evaluate_variants(combo, case.spec, inputs, dtype, constants or case.dtype, True, head)
             if stage is None or compare(stage.value, None, ref, case.dtype, tol).outcome != "ok":
                 facts[key] = known = Fact.of(stage, stage is not None)
                 return known, None
-        ev = _evaluation(combo, case, inputs, memo, dtype, constants)
-        distinct = ev is not None and compare(ev.value, ev.grad, ref, case.dtype, tol, ev.grad_w).outcome != "ok"
+        ev = _evaluation(combo, case, inputs, memo, dtype, constants, head)
+        distinct = ev is not None and differs(ev.value, ev.grad, ref, case.dtype, tol, ev.grad_w)
         facts[key] = known = Fact.of(ev, distinct)
         return known, ev
 
+    def made(combo: Combo, known: Fact, ev: Evaluation | None, dtype: str, constants: str) -> Evaluation:
+        """The combination's evaluation (`ev`, or made again), its gradient added to a value-only fact (a linear
+        head's first stage): the case's later rows that gradient cannot reproduce are turned down without it."""
+        if ev is None:
+            ev = _evaluation(combo, case, inputs, memo, dtype, constants, head)
+            if known.stage is not None and not known.stage.grad.size:
+                facts[_key(combo, case, dtype, constants)] = Fact.of(ev, known.distinct)
+        return ev
+
     def reproduces(combo: Combo, t: float, dtype: str = "float64", constants: str = "") -> bool:
         """The combination differs from the reference and reproduces the row at `t`."""
-        known, made = learn(combo, dtype, constants)
+        known, ev = learn(combo, dtype, constants)
         if known.rules_out(value, grad if widen is None else None, case.dtype, t):  # widen: the gradient's allowance
             return False
-        target = made or _evaluation(combo, case, inputs, memo, dtype, constants)
+        target = made(combo, known, ev, dtype, constants)
         judged = target if widen is None else widen(target, t)
-        return compare(value, grad, judged, case.dtype, t, grad_w).outcome == "ok"
+        return not differs(value, grad, judged, case.dtype, t, grad_w)
 
     def semantic(combo: Combo) -> bool:
         """The combination (as the case's dtype, or as a float32 policy sees half-precision inputs) reproduces."""
@@ -177,7 +201,7 @@ def explain(
         return half and reproduces(combo, tol, "float32", "float32")
 
     order = sorted(SEMANTIC, key=lambda v: (not v.first, v.name not in registered))
-    view = head_view(case.spec, inputs)  # a linear head's logits
+    view = head_view(case.spec, inputs, head)  # a linear head's logits
     applicable = [v for v in order if v.applies(*view) and (v.name in registered or not v.registered_only)]
     del view
     singles: list[Variant] = []  # those that differ on their own
@@ -200,20 +224,22 @@ def explain(
     for combo in itertools.combinations(known_parts, MAX_PARTS):
         if not any(a.conflicts(b) for a, b in itertools.combinations((loop, *combo), 2)) and semantic((loop, *combo)):
             return combo_name((loop, *combo))
-    return _rounding(case, value, grad, ref, registered, memo, inputs, tried, grad_w, learn)
+    return _rounding(case, value, grad, ref, registered, tried, grad_w, learn, made)
 
 
 def _rounding(
     case: Case, value: np.ndarray, grad: np.ndarray, ref: Evaluation, registered: tuple[str, ...],
-    memo: Memo | None, inputs: Inputs, semantic: Sequence[Combo], grad_w: np.ndarray | None,
+    semantic: Sequence[Combo], grad_w: np.ndarray | None,
     learn: Callable[[Combo, str, str], tuple[Fact, Evaluation | None]],
+    made: Callable[[Combo, Fact, Evaluation | None, str, str], Evaluation],
 ) -> str:  # fmt: skip
     """``computed_in=D``: the row is within D's tolerance of the canonical loss computed in D (inputs
     rounded to D, so an ill-conditioned loss carries the same amplified input rounding), and not much
     closer to the exact answer than that computation is (then a finer precision explains it); finer
     dtypes first. A non-finite row matches D's overflow (or NaN) the same way. Or a semantic combination
     computed in float32 (``V+computed_in=float32``: Keras' float32 dtype policy on float64 inputs).
-    `learn(combo, dtype, constants)`: explain()'s, the fact (and the evaluation where made) of a combination."""
+    `learn(combo, dtype, constants)`: explain()'s, the fact (and the evaluation where made) of a combination;
+    `made(combo, fact, evaluation, dtype, constants)`: explain()'s, the evaluation in full."""
 
     def scaled_err(v: np.ndarray, g: np.ndarray, gw: np.ndarray | None) -> float | None:
         c = compare(v, g, ref, case.dtype, 0.0, gw)
@@ -223,11 +249,11 @@ def _rounding(
     def rounded_to(combo: Combo, dtype: str, rtol: float) -> Evaluation | None:
         """The combination computed in `dtype`, where that rounding is visible here (differs from the reference,
         so its name means something) and reproduces the row at D's tolerance (`dtype`: D's underflow floor)."""
-        known, made = learn(combo, dtype, dtype)
+        known, ev = learn(combo, dtype, dtype)
         if known.rules_out(value, grad, dtype, rtol):
             return None
-        target = made or _evaluation(combo, case, inputs, memo, dtype, dtype)
-        return target if compare(value, grad, target, dtype, rtol, grad_w).outcome == "ok" else None
+        target = made(combo, known, ev, dtype, dtype)
+        return None if differs(value, grad, target, dtype, rtol, grad_w) else target
 
     own = scaled_err(value, grad, grad_w)
     for r in sorted(ROUNDING, key=lambda v: (EPS[v.dtype], v.name not in registered)):

@@ -5,6 +5,7 @@ make (`accuracy_frame`, with the semantics decided once: harness/judge/semantics
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -18,7 +19,7 @@ from adapters.base import Adapter, Result
 from adapters.reference import Evaluation
 from adapters.registry import FRAMEWORKS
 from cases.spec import Case, Inputs
-from harness.judge.explain import MEMO_MAX_ELEMENTS, Facts, Memo, explain
+from harness.judge.explain import Facts, Memo, explain
 from harness.judge.metrics import compare, first
 from harness.judge.reference_store import ReferenceStore
 from harness.judge.registry import registered_variants
@@ -47,12 +48,27 @@ def case_fields(case: Case) -> dict[str, Any]:
     }  # fmt: skip
 
 
+Explained = dict[tuple[tuple[str, ...], bytes], str]  # one case's explanations by (registered variants, `digest`)
+
+
+def digest(*arrays: np.ndarray | None) -> bytes:
+    """What tells a row's numbers from another's: each array's dtype, shape and bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(np.asarray(a if a is not None else np.zeros(0, np.int8)))
+        h.update(f"{a.dtype.str}{a.shape}|".encode())
+        h.update(a.data)
+    return h.digest()
+
+
 def accuracy_row(
     run_id: str, case: Case, framework: str, version: str | None, device: str, result: Result, ref: Evaluation,
     memo: Memo | None = None, inputs: Inputs | None = None, facts: Facts | None = None,
+    explained: Explained | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """A row for one result, judged against the reference when it carries numbers (`memo`, `inputs`, `facts`:
-    see explain)."""
+    see explain). `explained`: the case's explanations so far; a row with the same numbers as an explained one
+    (another recipe or framework that computes alike), and the same registered variants, gets its explanation."""
     tol = tolerance(case.dtype, case.n_classes, case.n_elements)
     row = {
         "run_id": run_id, **case_fields(case), "framework": framework, "framework_version": version or "",
@@ -71,9 +87,18 @@ def accuracy_row(
         row["outcome"], row["error"] = cmp.outcome, "; ".join(e for e in (cmp.error, result.error) if e)
         if cmp.outcome in ("mismatch", "nonfinite"):
             registered = registered_variants(framework, result.api)
-            widen = lambda ev, t: with_numerical_slack(ev, result, case, inputs, t)  # noqa: E731
-            row["explanation"] = explain(case, result.value, result.grad, ref, registered, memo, inputs,
-                                         result.grad_w, widen, facts)  # fmt: skip
+            numerical = result.grad_method in NUMERICAL and result.grad is not None  # else widen changes nothing
+            widen = (lambda ev, t: with_numerical_slack(ev, result, case, inputs, t)) if numerical else None
+            # explain() is a function of the case and these: a numerical gradient's allowance (widen) aside
+            key = None if numerical or explained is None else (registered, digest(result.value, result.grad,
+                                                                                   result.grad_w))  # fmt: skip
+            if key is not None and key in explained:
+                row["explanation"] = explained[key]
+            else:
+                row["explanation"] = explain(case, result.value, result.grad, ref, registered, memo, inputs,
+                                             result.grad_w, widen, facts)  # fmt: skip
+                if key is not None:
+                    explained[key] = row["explanation"]
     return row
 
 
@@ -116,6 +141,9 @@ def placeholder_rows(
 
 
 CaseReference = tuple[Inputs, Evaluation]
+# x.size from which a case's reference gradient is remade when read: below it (every default case) the parent holds
+# it (8 MiB of float64 at most, twice with its scale) rather than remaking it for each row and variant compared
+LAZY_MIN_ELEMENTS = 2**20
 
 
 def reference_cache(size: int = 8, store: ReferenceStore | None = None) -> Callable[[Case], CaseReference]:
@@ -123,10 +151,10 @@ def reference_cache(size: int = 8, store: ReferenceStore | None = None) -> Calla
     walk the cases in the same order), so the parent never holds every case's arrays; references `store`
     keeps (a linear head's: harness/judge/reference_store.py) are read from it after the first time.
 
-    A large case's reference gradient is remade from the inputs when read (`evaluate(lazy=True)`): the
-    parent holds its logits once, not beside a gradient of their size, while it judges and explains
-    rows. A small case's is kept: remaking it for each of its rows and variants costs more CPU time
-    (several seconds a run) than the memory it would save.
+    A large case's reference gradient (`LAZY_MIN_ELEMENTS`) is remade from the inputs when read
+    (`evaluate(lazy=True)`): the parent holds its logits once, not beside a gradient of their size, while it
+    judges and explains rows. A smaller case's is kept: remaking it for each of its rows and variants costs more
+    CPU time (several seconds a run) than the memory it would save.
     """
     lock = threading.Lock()
     kept: dict[str, CaseReference] = {}
@@ -138,7 +166,7 @@ def reference_cache(size: int = 8, store: ReferenceStore | None = None) -> Calla
         inputs = case.inputs()
         ev = None if store is None else store.get(case.id)
         if ev is None:
-            ev = reference.evaluate(case.spec, inputs, lazy=math.prod(case.shape) > MEMO_MAX_ELEMENTS)
+            ev = reference.evaluate(case.spec, inputs, lazy=math.prod(case.shape) >= LAZY_MIN_ELEMENTS)
             if store is not None:
                 store.put(case.id, ev)
         entry = inputs, ev
@@ -158,7 +186,8 @@ class RowJudge:
     What explaining a case's rows learns of each variant evaluation (`explain.Fact`: a few values each) is kept
     for the run, so that every framework's rows of the case after the first are explained without making
     again the evaluations that cannot reproduce them: jobs reach a case minutes apart, long after its
-    evaluations (each as large as its logits) were dropped.
+    evaluations (each as large as its logits) were dropped. So are its explanations, by the rows' numbers
+    (`accuracy_row`'s `explained`): a recipe that computes as another did is explained at once.
     """
 
     def __init__(self, run_id: str) -> None:
@@ -166,6 +195,7 @@ class RowJudge:
         self.store = ReferenceStore()  # a linear head's references, read back by every framework after the first
         self.reference = reference_cache(store=self.store)
         self._facts: dict[str, Facts] = {}
+        self._explained: dict[str, Explained] = {}
         self._lock = threading.Lock()
 
     def facts(self, case: Case) -> Facts:
@@ -179,9 +209,12 @@ class RowJudge:
         memo: Memo = {}  # the case's variant evaluations, shared by its rows' explanations
         inputs, ev = self.reference(case)
         facts = self.facts(case)
+        with self._lock:
+            explained = self._explained.setdefault(case.id, {})
         rows = []
         for r in results:
-            rows.append(accuracy_row(self.run_id, case, adapter.name, version, device, r, ev, memo, inputs, facts))
+            rows.append(accuracy_row(self.run_id, case, adapter.name, version, device, r, ev, memo, inputs, facts,
+                                     explained))  # fmt: skip
             del r  # before the next arrives: one result's arrays at a time
         return rows
 
@@ -212,7 +245,8 @@ def with_columns(df: pd.DataFrame) -> pd.DataFrame:
         df[column] = df[column].astype(object).where(df[column].notna(), value)
     df["weighted"] = df["weighted"].astype(bool)
     df["sample_weighted"] = df["sample_weighted"].astype(bool)
-    df["mode"] = df["mode"].astype(object).where(df["mode"].notna(), df["framework"].map(own_mode))
+    modes = {fw: own_mode(fw) for fw in df["framework"].unique()}  # a lookup per framework, not per row
+    df["mode"] = df["mode"].astype(object).where(df["mode"].notna(), df["framework"].map(modes))
     df["deterministic"] = df["deterministic"].astype("boolean")
     # before grad_method a row with numbers had the framework's autodiff gradient, or the reference's formulas
     numbers = df["outcome"].isin(["ok", "mismatch", "nonfinite"])

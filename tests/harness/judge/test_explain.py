@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import itertools
 import math
 import subprocess
 import sys
@@ -11,13 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import harness.judge.explain as explain_module
 from adapters.reference import Evaluation, evaluate
 from adapters.variants import BY_NAME, SEMANTIC, evaluate_variants
 from cases.documented import documented_cases
 from cases.generator import default_cases
 from cases.spec import Case, Inputs, LossSpec
 from harness.judge.claims import claim_tolerance, explain_claim
-from harness.judge.explain import FACT_MAX_GRAD, MEMO_MAX_ELEMENTS, Fact, combo_name, explain
+from harness.judge.explain import FACT_MAX_GRAD, MEMO_MAX_ELEMENTS, Fact, combo_name, differs, explain
 from harness.judge.metrics import compare
 from harness.judge.registry import is_known, known_differences
 from harness.judge.tolerances import tolerance
@@ -287,3 +291,57 @@ def test_a_fact_keeps_no_large_or_lazy_gradient() -> None:
     wide = Evaluation(np.asarray(ev.value), big, np.asarray(ev.scale), big)
     assert Fact.of(wide, True).stage.grad.size == 0
     assert not Fact.of(wide, True).rules_out(np.asarray(ev.value, np.float64), big + 1e9, case.dtype, tol)
+
+
+def test_differs_is_a_failed_comparison_found_sooner() -> None:
+    """explain() judges a row against a variant with `differs`, the value alone first: the same verdict as a full
+    `compare`, both ways, for a row that passes, a value or a gradient (of E or W) beyond tolerance, NaNs where there
+    are none, no gradient, an undefined loss and a shape of its own."""
+    cases = [*_variant_outputs(("multiclass",)), *_linear_variant_outputs()]
+    seen = set()
+    for case, v, ev, ref in cases:
+        tol = tolerance(case.dtype, case.n_classes, case.n_elements)
+        value, grad = np.asarray(ev.value, np.float64), np.array(ev.grad, np.float64)
+        gw = None if ev.grad_w is None else np.array(ev.grad_w, np.float64)
+        v_step, g_step = 10 * tol * np.abs(np.asarray(ev.scale, np.float64)), 10 * tol * np.abs(ev.grad_scale)
+        nan_grad = grad.copy()
+        nan_grad.flat[0] = np.nan
+        rows = [(value, grad, gw), (value + v_step, grad, gw), (value, grad + g_step, gw), (value, nan_grad, gw),
+                (value, None, None), (np.full_like(value, np.nan), grad, gw), (value, grad[:1], gw)]  # fmt: skip
+        if gw is not None:
+            rows.append((value, grad, gw + 10 * tol * np.abs(ev.grad_w_scale)))
+        targets = [ev, ref, dataclasses.replace(ev, undefined="labels outside [0, C)")]
+        for (val, g, w), target in itertools.product(rows, targets):
+            want = compare(val, g, target, case.dtype, tol, w).outcome
+            assert differs(val, g, target, case.dtype, tol, w) == (want != "ok"), (v.name, case.id, want)
+            seen.add(want)
+    assert seen == {"ok", "mismatch", "nonfinite"}, seen
+
+
+def test_a_linear_heads_value_only_fact_gains_its_gradient_once_made() -> None:
+    """A linear head's variant is first known by its value (`learn`); once its evaluation is made to judge a row,
+    the fact keeps its gradient of E too: a later row with the variant's value and a gradient it cannot give is
+    turned down without the evaluation made again, and a row it can give is still explained by it."""
+    case, v, ev, ref = next((c, v, ev, r) for c, v, ev, r in _linear_variant_outputs() if v.name == "reduction=sum")
+    inputs, facts = case.inputs(), {}
+    assert explain(case, ev.value, ev.grad, ref, inputs=inputs, grad_w=ev.grad_w, facts=facts) == v.name
+    fact = facts[((v.name,), "float64", case.dtype)]
+    assert fact.stage is not None and fact.stage.grad.size == np.size(ev.grad), "the gradient of E is kept"
+    made = []
+    real = explain_module.evaluate_variants
+
+    def counted(*args, **kwargs):
+        call = inspect.signature(real).bind(*args, **kwargs)
+        call.apply_defaults()
+        a = call.arguments
+        made.append((tuple(c.name for c in a["variants"]), a["dtype"], a["value_only"]))
+        return real(*args, **kwargs)
+
+    vtol = max(tolerance(case.dtype, case.n_classes, case.n_elements), explain_module.VARIANT_MIN_TOL)
+    off = np.array(ev.grad, np.float64) + 10 * vtol * np.abs(ev.grad_scale)  # 10 of a variant's tolerances away
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(explain_module, "evaluate_variants", counted)
+        assert explain(case, ev.value, off, ref, inputs=inputs, grad_w=ev.grad_w, facts=facts) != v.name
+        assert ((v.name,), "float64", False) not in made, "turned down by the kept gradient, not by the evaluation"
+        assert explain(case, ev.value, ev.grad, ref, inputs=inputs, grad_w=ev.grad_w, facts=facts) == v.name
+        assert ((v.name,), "float64", False) in made, "its own row is judged against the whole evaluation"
