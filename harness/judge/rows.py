@@ -55,9 +55,9 @@ def digest(*arrays: np.ndarray | None) -> bytes:
     """What tells a row's numbers from another's: each array's dtype, shape and bytes."""
     h = hashlib.blake2b(digest_size=16)
     for a in arrays:
-        a = np.ascontiguousarray(np.asarray(a if a is not None else np.zeros(0, np.int8)))
-        h.update(f"{a.dtype.str}{a.shape}|".encode())
-        h.update(a.data)
+        a = np.asarray(a if a is not None else np.zeros(0, np.int8))
+        h.update(f"{a.dtype.str}{a.shape}|".encode())  # before the copy below, which makes a scalar 1-d
+        h.update(np.ascontiguousarray(a).data)
     return h.digest()
 
 

@@ -84,3 +84,9 @@ def test_the_digest_tells_numbers_apart(change: Callable[[np.ndarray], np.ndarra
     assert digest(a, None) == digest(a.copy(), None)
     assert digest(a, None) != digest(change(a), None)
     assert digest(a, None) != digest(None, a), "which array holds the numbers matters"
+
+
+def test_the_digest_tells_a_scalar_from_one_element() -> None:
+    """A scalar loss where the case gives one element per row (N = 1, reduction none) is a shape mismatch of its own."""
+    assert digest(np.float64(2.5)) == digest(np.array(2.5))
+    assert digest(np.array(2.5)) != digest(np.array([2.5]))
